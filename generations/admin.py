@@ -1,0 +1,57 @@
+from django import forms
+from django.contrib import admin, messages
+
+from .models import ApiKey, Generation
+
+
+class ApiKeyForm(forms.ModelForm):
+    # The stored secret is never rendered back into the page.
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="Paste the CometAPI key. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "secret", "is_active", "concurrency_limit"]
+
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data["secret"].strip()
+        if not secret:
+            if self.instance.pk:
+                return self.instance.secret
+            raise forms.ValidationError("A new key needs its secret.")
+        return secret
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "hint", "is_active", "is_healthy", "unhealthy_since", "concurrency_limit"]
+    list_filter = ["is_active", "is_healthy"]
+    readonly_fields = ["hint", "is_healthy", "unhealthy_since", "last_error", "created_at"]
+    actions = ["mark_healthy"]
+
+    @admin.action(description="Mark healthy again (after fixing the key or its billing)")
+    def mark_healthy(self, request, queryset) -> None:
+        n = queryset.update(is_healthy=True, unhealthy_since=None, last_error="")
+        self.message_user(request, f"{n} key(s) will be used again.", messages.SUCCESS)
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ["short_prompt", "owner", "status", "model_name", "mode", "duration",
+                    "visibility", "created_at", "units"]
+    list_filter = ["status", "model_name", "mode", "duration", "visibility"]
+    search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
+    list_select_related = ["owner"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Generation._meta.fields if f.name not in {"visibility"}]
+
+    @admin.display(description="Prompt")
+    def short_prompt(self, obj: Generation) -> str:
+        return obj.prompt[:60]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # generations start in the studio, where they are validated

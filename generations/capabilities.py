@@ -1,0 +1,45 @@
+"""What each Kling text-to-video model accepts, from the contract doc.
+
+The form (browser and server) and the submit step read this one table, so the studio never
+offers a combination that CometAPI would refuse with code 1201.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelCaps:
+    label: str
+    modes: tuple[str, ...]  # empty: the model has no std/pro split, so `mode` is not sent
+    durations: tuple[str, ...] = ("5", "10")
+    cfg_scale: bool = True  # the kling-v2.x models ignore or refuse cfg_scale
+
+
+MODELS: dict[str, ModelCaps] = {
+    "kling-v1": ModelCaps("Kling 1.0", ("std", "pro")),
+    "kling-v1-6": ModelCaps("Kling 1.6", ("std", "pro")),
+    "kling-v2-master": ModelCaps("Kling 2.0 Master", (), cfg_scale=False),
+    "kling-v2-1-master": ModelCaps("Kling 2.1 Master", (), cfg_scale=False),
+    "kling-v2-5-turbo": ModelCaps("Kling 2.5 Turbo", ("std", "pro"), cfg_scale=False),
+    "kling-v2-6": ModelCaps("Kling 2.6", ("std", "pro"), cfg_scale=False),
+    "kling-v3": ModelCaps("Kling 3.0", ("std", "pro"), cfg_scale=False),
+}
+DEFAULT_MODEL = "kling-v1"
+MODE_LABELS = {"std": "Standard (faster)", "pro": "Professional (higher quality)"}
+DURATIONS = {"5": "5 s", "10": "10 s"}
+ASPECT_RATIOS = {"16:9": "Landscape 16:9", "9:16": "Portrait 9:16", "1:1": "Square 1:1"}
+CAMERA_PRESETS = {
+    "down_back": "Down and back",
+    "forward_up": "Forward and up",
+    "right_turn_forward": "Turn right, forward",
+    "left_turn_forward": "Turn left, forward",
+}
+CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
+
+PROMPT_MAX = 500  # CometAPI's documented limit (Kling's own is 2500)
+NEGATIVE_PROMPT_MAX = 200
+
+
+def camera_control_allowed(model_name: str, mode: str, duration: str) -> bool:
+    """Kling: 'camera_control is only supported in std mode with 5s duration and kling-v1'."""
+    return model_name == "kling-v1" and mode == "std" and duration == "5"

@@ -1,0 +1,114 @@
+"""`make run` / `make demo`: the web server and the django-q2 cluster in one foreground command.
+
+Each child runs in its own session so Ctrl-C reaches only this supervisor, which then sends
+SIGINT to each child's main process (django-q2 wants the signal on the qcluster process, not
+its group, to stop its workers cleanly) and waits for both.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from generations.models import ApiKey
+
+DEMO_USER, DEMO_PASSWORD = "demo", "kling-demo"
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the task cluster together (Ctrl-C stops both)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--demo", action="store_true",
+                            help="Run against the bundled CometAPI simulator with a demo member.")
+        parser.add_argument("--simulator-port", type=int, default=8765)
+
+    def handle(self, *args, addr: str, port: int, demo: bool, simulator_port: int, **opts) -> None:
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        env = os.environ.copy()
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        children: list[tuple[str, subprocess.Popen]] = []
+
+        def spawn(name: str, argv: list[str]) -> None:
+            proc = subprocess.Popen([sys.executable, manage, *argv], env=env,
+                                    start_new_session=True)
+            children.append((name, proc))
+
+        call_command("migrate", interactive=False, verbosity=0)
+        if demo:
+            spawn("simulator", ["cometapi_simulator", "--port", str(simulator_port)])
+            env["COMETAPI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}"
+            self._prepare_demo()
+        spawn("web", ["runserver", "--noreload", f"{addr}:{port}"])
+        spawn("cluster", ["qcluster"])
+
+        url = f"http://{addr}:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"Kling Studio is running at {url}"))
+        self.stdout.write(f"CometAPI: {env.get('COMETAPI_BASE_URL', settings.COMETAPI_BASE_URL)}")
+        if demo:
+            self.stdout.write(self.style.SUCCESS(
+                f"Demo member: username {DEMO_USER!r}, password {DEMO_PASSWORD!r}"))
+            self.stdout.write("Prompt markers for the simulator: [fail], [policy], [slow].")
+        elif not get_user_model().objects.filter(is_superuser=True).exists():
+            self.stdout.write(self.style.WARNING(
+                "No admin account yet. Make one with: .venv/bin/python manage.py createsuperuser"))
+        if not demo and not ApiKey.objects.filter(is_active=True).exists():
+            self.stdout.write(self.style.WARNING(
+                "No CometAPI key yet. Add one in /admin/ or with: "
+                ".venv/bin/python manage.py add_api_key NAME  (reads the key from stdin)"))
+        self.stdout.write("Press Ctrl-C to stop.")
+
+        stopping = False
+
+        def stop(signum, frame) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, proc in children:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping.")
+                        exit_code, stopping = 1, True
+                time.sleep(0.3)
+        finally:
+            self._stop_children(children)
+        if exit_code:
+            raise CommandError("a process stopped unexpectedly")
+
+    def _stop_children(self, children) -> None:
+        for _name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        for name, proc in children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in time; killing it.")
+                proc.kill()
+                proc.wait()
+        self.stdout.write("Stopped.")
+
+    def _prepare_demo(self) -> None:
+        user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
+        if created or not user.check_password(DEMO_PASSWORD):
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        # The simulator accepts any key; the demo has its own database (see the Makefile),
+        # so this key never meets the real CometAPI.
+        ApiKey.objects.get_or_create(
+            name="simulator", defaults={"secret": "sk-demo-simulator-key", "concurrency_limit": 5}
+        )

@@ -1,0 +1,198 @@
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .crypto import EncryptedTextField
+
+
+class ApiKey(models.Model):
+    """A CometAPI key. The secret is encrypted at rest and never shown after it is saved."""
+
+    name = models.CharField(max_length=100, unique=True)
+    secret = EncryptedTextField(help_text="The CometAPI key (sk-…). Stored encrypted.")
+    is_active = models.BooleanField(default=True, help_text="Admins switch a key off here.")
+    concurrency_limit = models.PositiveIntegerField(
+        default=5,
+        help_text="Most tasks this key may have running upstream at once (its Kling package).",
+    )
+    # Set by the worker when CometAPI refuses the key itself (401, arrears, no access).
+    is_healthy = models.BooleanField(default=True)
+    last_error = models.TextField(blank=True)
+    unhealthy_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def hint(self) -> str:
+        """Enough of the key for an admin to recognise it, never enough to use it."""
+        return f"…{self.secret[-4:]}" if len(self.secret) >= 12 else "…"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Waiting in our queue"
+    SUBMITTING = "submitting", "Submitting"
+    SUBMITTED = "submitted", "Submitted"
+    PROCESSING = "processing", "Generating"
+    SUCCEEDED = "succeeded", "Finished"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING)
+
+
+class Visibility(models.TextChoices):
+    TEAM = "team", "Shared with the team"
+    PRIVATE = "private", "Private"
+
+
+class GenerationQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "GenerationQuerySet":
+        if user.is_staff:
+            return self
+        return self.filter(Q(owner=user) | Q(visibility=Visibility.TEAM))
+
+    def for_cards(self) -> "GenerationQuerySet":
+        return self.select_related("owner")
+
+    def team_gallery(self) -> "GenerationQuerySet":
+        return self.filter(visibility=Visibility.TEAM, status=Status.SUCCEEDED).for_cards()
+
+
+def _external_task_id() -> str:
+    return f"ks-{uuid.uuid4().hex}"
+
+
+def _callback_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Generation(models.Model):
+    """One text-to-video request of a member, from the form to the stored clip."""
+
+    # Public id in URLs, so integer keys don't reveal how many generations exist.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.TEAM
+    )
+
+    # The create parameters, named as in the API.
+    prompt = models.TextField()
+    negative_prompt = models.TextField(blank=True)
+    model_name = models.CharField(max_length=40)
+    mode = models.CharField(max_length=10, blank=True)  # blank: model has no std/pro split
+    duration = models.CharField(max_length=4)  # "5" | "10": the API wants a string
+    aspect_ratio = models.CharField(max_length=8)
+    cfg_scale = models.FloatField(null=True, blank=True)  # None: not sent
+    camera_control = models.JSONField(null=True, blank=True)  # None: automatic camera
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    # Ours, sent with the create: finds the task again when a create's answer was lost.
+    external_task_id = models.CharField(max_length=64, unique=True, default=_external_task_id)
+    task_id = models.CharField(max_length=64, blank=True, help_text="Kling's task id")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
+
+    # Lifecycle bookkeeping: see lifecycle.py.
+    remote_status = models.CharField(max_length=12, blank=True)  # Kling's word, as last seen
+    remote_updated_at_ms = models.BigIntegerField(null=True, blank=True)
+    submit_attempts = models.PositiveIntegerField(default=0)
+    # True once a create may have reached CometAPI: later attempts look before they create.
+    create_sent = models.BooleanField(default=False)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # next submit/poll/archive
+    claimed_until = models.DateTimeField(null=True, blank=True)  # lease of a worker's claim
+    poll_count = models.PositiveIntegerField(default=0)
+    wait_reason = models.CharField(max_length=200, blank=True)
+
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+
+    remote_video_url = models.URLField(max_length=2000, blank=True)
+    video = models.FileField(upload_to="videos/%Y/%m/", blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    video_duration = models.FloatField(null=True, blank=True)
+    units = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The worker's pass: non-terminal rows whose next step is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="gen_due_work",
+                condition=Q(status__in=["queued", "submitting", "submitted", "processing"]),
+            ),
+            # "My generations" newest first.
+            models.Index(fields=["owner", "-created_at"], name="gen_owner_recent"),
+            # Team gallery: shared, finished, newest first.
+            models.Index(
+                fields=["-created_at"],
+                name="gen_team_gallery",
+                condition=Q(visibility="team", status="succeeded"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt[:40]} ({self.get_status_display()})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in (Status.QUEUED, *IN_FLIGHT)
+
+    @property
+    def elapsed(self) -> timedelta:
+        end = self.finished_at or timezone.now()
+        return end - self.created_at
+
+    def api_params(self) -> dict:
+        """The create body CometAPI receives (without our callback_url)."""
+        params: dict = {
+            "prompt": self.prompt,
+            "model_name": self.model_name,
+            "duration": self.duration,
+            "aspect_ratio": self.aspect_ratio,
+            "external_task_id": self.external_task_id,
+        }
+        if self.negative_prompt:
+            params["negative_prompt"] = self.negative_prompt
+        if self.mode:
+            params["mode"] = self.mode
+        if self.cfg_scale is not None:
+            params["cfg_scale"] = self.cfg_scale
+        if self.camera_control:
+            params["camera_control"] = self.camera_control
+        return params
+
+
+class WorkerLease(models.Model):
+    """A named lease so one worker at a time runs a singleton loop (the pump)."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    held_until = models.DateTimeField()
+    holder = models.CharField(max_length=64, blank=True)

@@ -1,0 +1,53 @@
+"""Shared fixtures: personas, a private data directory, the simulator and the cluster.
+
+Personas as in healthchecks: alice owns things, bob is a team member, charlie is staff.
+"""
+
+import os
+
+import pytest
+
+from generations.models import ApiKey
+from generations.simulator import Simulator
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-pass")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-pass")
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return django_user_model.objects.create_user("charlie", password="charlie-pass", is_staff=True)
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def simulator():
+    """The bundled CometAPI simulator, fast, in this process."""
+    with Simulator(speed=20.0, seed=7) as sim:
+        yield sim
+
+
+@pytest.fixture
+def api_key(db):
+    return ApiKey.objects.create(name="team", secret="sk-test-0123456789abcdef")
+
+
+@pytest.fixture
+def cometapi(settings, simulator, api_key):
+    """Point the studio at the simulator, with one working key."""
+    settings.COMETAPI_BASE_URL = simulator.base_url
+    return simulator
