@@ -28,7 +28,14 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "hint", "is_active", "is_healthy", "unhealthy_since", "concurrency_limit"]
+    list_display = [
+        "name",
+        "hint",
+        "is_active",
+        "is_healthy",
+        "unhealthy_since",
+        "concurrency_limit",
+    ]
     list_filter = ["is_active", "is_healthy"]
     readonly_fields = ["hint", "is_healthy", "unhealthy_since", "last_error", "created_at"]
     actions = ["mark_healthy"]
@@ -41,8 +48,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ["short_prompt", "owner", "status", "model_name", "mode", "duration",
-                    "visibility", "created_at", "units"]
+    list_display = [
+        "short_prompt",
+        "owner",
+        "status",
+        "model_name",
+        "mode",
+        "duration",
+        "visibility",
+        "created_at",
+        "units",
+    ]
     list_filter = ["status", "model_name", "mode", "duration", "visibility"]
     search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
     list_select_related = ["owner"]

@@ -24,9 +24,25 @@ def extract_poster(video: Path, poster: Path, *, at_seconds: float = 0.5) -> Non
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     for offset in (at_seconds, 0.0):
         result = subprocess.run(
-            [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-ss", str(offset),
-             "-i", str(video), "-frames:v", "1", "-q:v", "3", str(poster)],
-            capture_output=True, timeout=60, check=False,
+            [
+                ffmpeg,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-ss",
+                str(offset),
+                "-i",
+                str(video),
+                "-frames:v",
+                "1",
+                "-q:v",
+                "3",
+                str(poster),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         if result.returncode == 0 and poster.exists() and poster.stat().st_size > 0:
             return

@@ -12,14 +12,21 @@ class GenerationForm(forms.Form):
 
     prompt = forms.CharField(
         max_length=caps.PROMPT_MAX,
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "A red fox runs through fresh snow at dawn, cinematic"}),
-        error_messages={"required": "Describe the video you want.",
-                        "max_length": f"Keep the prompt to {caps.PROMPT_MAX} characters or fewer."},
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "A red fox runs through fresh snow at dawn, cinematic"}
+        ),
+        error_messages={
+            "required": "Describe the video you want.",
+            "max_length": f"Keep the prompt to {caps.PROMPT_MAX} characters or fewer.",
+        },
     )
     negative_prompt = forms.CharField(
-        required=False, max_length=caps.NEGATIVE_PROMPT_MAX,
+        required=False,
+        max_length=caps.NEGATIVE_PROMPT_MAX,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "blurry, text, watermark"}),
-        error_messages={"max_length": f"Keep it to {caps.NEGATIVE_PROMPT_MAX} characters or fewer."},
+        error_messages={
+            "max_length": f"Keep it to {caps.NEGATIVE_PROMPT_MAX} characters or fewer."
+        },
     )
     model_name = forms.ChoiceField(
         choices=[(k, v.label) for k, v in caps.MODELS.items()], initial=caps.DEFAULT_MODEL
@@ -28,7 +35,10 @@ class GenerationForm(forms.Form):
     duration = forms.ChoiceField(choices=list(caps.DURATIONS.items()), initial="5")
     aspect_ratio = forms.ChoiceField(choices=list(caps.ASPECT_RATIOS.items()), initial="16:9")
     cfg_scale = forms.FloatField(
-        required=False, min_value=0.0, max_value=1.0, initial=0.5,
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        initial=0.5,
         widget=forms.NumberInput(attrs={"step": "0.05"}),
         error_messages={"invalid": "Use a number from 0 to 1."},
     )
@@ -63,13 +73,13 @@ class GenerationForm(forms.Form):
         data["camera_control"] = None
         if camera != "auto":
             if not caps.camera_control_allowed(data["model_name"], mode, data.get("duration", "")):
-                self.add_error(
-                    "camera", "Camera control needs Kling 1.0, Standard mode and 5 s."
-                )
+                self.add_error("camera", "Camera control needs Kling 1.0, Standard mode and 5 s.")
             elif camera == "simple":
                 axis, value = data.get("camera_axis"), data.get("camera_value")
                 if not axis or not value:
-                    self.add_error("camera_value", "Choose an axis and a non-zero value (−10 to 10).")
+                    self.add_error(
+                        "camera_value", "Choose an axis and a non-zero value (−10 to 10)."
+                    )
                 else:
                     config = dict.fromkeys(caps.CAMERA_AXES, 0)
                     config[axis] = value

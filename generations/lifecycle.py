@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -237,21 +237,29 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
         mark_key_unhealthy(gen.api_key, exc)
         # A refused key created nothing: the job may start afresh on another key.
         base.update(
-            status=Status.QUEUED, api_key=None, create_sent=False, claimed_until=None,
-            next_attempt_at=t, wait_reason="Its API key was refused; trying another key",
+            status=Status.QUEUED,
+            api_key=None,
+            create_sent=False,
+            claimed_until=None,
+            next_attempt_at=t,
+            wait_reason="Its API key was refused; trying another key",
         )
     elif exc.retryable:
         delay = backoff(gen.submit_attempts, base=2.0 if isinstance(exc, RateLimited) else 4.0)
         base.update(
-            status=Status.QUEUED, claimed_until=None,
+            status=Status.QUEUED,
+            claimed_until=None,
             next_attempt_at=t + timedelta(seconds=delay),
             wait_reason=f"CometAPI is busy ({exc.message[:80]}); retrying shortly",
         )
         log.warning("generation %s: retryable create error: %s", gen.pk, exc)
     else:
         base.update(
-            status=Status.FAILED, claimed_until=None, finished_at=t,
-            error_code=str(exc.code or exc.http_status or ""), error_message=member_message(exc),
+            status=Status.FAILED,
+            claimed_until=None,
+            finished_at=t,
+            error_code=str(exc.code or exc.http_status or ""),
+            error_message=member_message(exc),
         )
         log.info("generation %s refused: %s", gen.pk, exc)
 
@@ -298,9 +306,9 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
     if rank is None:
         log.warning("generation %s: unknown remote status %r", gen.pk, remote.status)
         return False
-    live = Generation.objects.filter(
-        pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]
-    ).exclude(remote_status="succeed")  # being archived: nothing left to learn
+    live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
+        remote_status="succeed"
+    )  # being archived: nothing left to learn
     if remote.updated_at_ms is not None:
         live = live.filter(
             Q(remote_updated_at_ms__isnull=True) | Q(remote_updated_at_ms__lte=remote.updated_at_ms)
@@ -315,9 +323,11 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
         status = Status.PROCESSING if remote.status == "processing" else Status.SUBMITTED
         # From SUBMITTING only the submit step moves a row on; a callback racing it just
         # records what it saw.
-        changed = live.filter(status__in=IN_FLIGHT).exclude(
-            status=Status.PROCESSING, remote_status="processing"
-        ).update(status=status, **common)
+        changed = (
+            live.filter(status__in=IN_FLIGHT)
+            .exclude(status=Status.PROCESSING, remote_status="processing")
+            .update(status=status, **common)
+        )
         if not changed:
             changed = live.filter(status=Status.SUBMITTING).update(**common)
         return bool(changed)
@@ -329,17 +339,24 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
         return bool(changed)
     if remote.status == "failed":
         changed = live.update(
-            status=Status.FAILED, finished_at=t, claimed_until=None,
+            status=Status.FAILED,
+            finished_at=t,
+            claimed_until=None,
             error_code="task_failed",
             error_message=remote.status_msg or "Kling reported that the generation failed.",
-            units=remote.units, **common,
+            units=remote.units,
+            **common,
         )
         return bool(changed)
     # succeed: copy the clip before the row says finished.
     changed = live.update(
-        status=Status.PROCESSING, remote_video_url=remote.video_url,
-        video_duration=remote.video_duration, units=remote.units,
-        next_attempt_at=t, claimed_until=None, **common,
+        status=Status.PROCESSING,
+        remote_video_url=remote.video_url,
+        video_duration=remote.video_duration,
+        units=remote.units,
+        next_attempt_at=t,
+        claimed_until=None,
+        **common,
     )
     if changed:
         enqueue("archive_generation", gen.pk)
@@ -355,64 +372,73 @@ def poll(gen_id: int) -> None:
     gen = Generation.objects.select_related("api_key").filter(pk=gen_id).first()
     if gen is None or gen.status not in IN_FLIGHT or gen.remote_status == "succeed":
         return
-    _poll_one(gen)
+    _schedule_next_poll(gen)
+    _apply_read(gen, _read(gen))
 
 
-def _poll_one(gen: Generation) -> None:
-    t = now()
-    # Push the next poll out first: a crash here delays the row, it doesn't lose it.
+def _schedule_next_poll(gen: Generation) -> None:
+    # Pushed out before reading: a crash mid-read delays the row, it doesn't lose it.
     Generation.objects.filter(pk=gen.pk).update(
-        next_attempt_at=t + poll_delay(gen.poll_count), poll_count=F("poll_count") + 1
+        next_attempt_at=now() + poll_delay(gen.poll_count), poll_count=F("poll_count") + 1
     )
-    lost = gen.submitted_at is not None and t - gen.submitted_at > LOST_AFTER
+
+
+def _read(gen: Generation) -> RemoteTask | CometAPIError:
+    """The HTTP half of a poll: no database here, so reads can run in threads."""
     try:
         with client_for(gen.api_key) as client:
-            remote = client.get_task(gen.task_id)
-    except TaskNotFound as exc:
-        if lost or (gen.submitted_at and t - gen.submitted_at > timedelta(minutes=10)):
+            return client.get_task(gen.task_id)
+    except CometAPIError as exc:
+        return exc
+
+
+def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
+    t = now()
+    age = t - (gen.submitted_at or gen.created_at)
+    lost = age > LOST_AFTER
+    if isinstance(result, TaskNotFound):
+        # Kling may take a moment to list a new task; after minutes it is gone for good.
+        if age > timedelta(minutes=10):
             _fail(gen, "lost", "CometAPI no longer knows this task (lost upstream).")
         else:
-            log.warning("generation %s: task not found yet: %s", gen.pk, exc)
-        return
-    except KeyRejected as exc:
-        mark_key_unhealthy(gen.api_key, exc)
-        return
-    except CometAPIError as exc:
-        log.warning("generation %s: poll failed: %s", gen.pk, exc)
-        if not exc.retryable:
-            _fail(gen, str(exc.code or exc.http_status or ""), member_message(exc))
-        return
-    apply_remote(gen, remote, confirmed=True)
-    if lost and not remote.is_terminal:
-        _fail(gen, "lost", "No result from Kling after 70 minutes (lost upstream).")
+            log.warning("generation %s: task not found yet: %s", gen.pk, result)
+    elif isinstance(result, KeyRejected):
+        mark_key_unhealthy(gen.api_key, result)
+    elif isinstance(result, CometAPIError):
+        log.warning("generation %s: poll failed: %s", gen.pk, result)
+        if not result.retryable:
+            _fail(gen, str(result.code or result.http_status or ""), member_message(result))
+    else:
+        apply_remote(gen, result, confirmed=True)
+        if lost and not result.is_terminal:
+            _fail(gen, "lost", "No result from Kling after 70 minutes (lost upstream).")
 
 
 def _fail(gen: Generation, code: str, message: str) -> None:
     Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).update(
-        status=Status.FAILED, finished_at=now(), claimed_until=None,
-        error_code=code, error_message=message,
+        status=Status.FAILED,
+        finished_at=now(),
+        claimed_until=None,
+        error_code=code,
+        error_message=message,
     )
 
 
 def poll_due(limit: int = 200) -> int:
-    """One pass over the in-flight rows whose poll is due, read concurrently."""
+    """One pass over the in-flight rows whose poll is due: reads run concurrently (bounded),
+    database writes stay on this thread."""
     due = list(
         Generation.objects.select_related("api_key")
         .filter(status__in=IN_FLIGHT, next_attempt_at__lte=now())
         .exclude(remote_status="succeed")
         .order_by("next_attempt_at")[:limit]
     )
-    if not due:
-        return 0
-
-    def work(gen: Generation) -> None:
-        try:
-            _poll_one(gen)
-        finally:
-            close_old_connections()
-
+    for gen in due:
+        _schedule_next_poll(gen)
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
-        list(pool.map(work, due))
+        results = list(pool.map(_read, due))
+    for gen, result in zip(due, results, strict=True):
+        _apply_read(gen, result)
     return len(due)
 
 
@@ -425,7 +451,9 @@ def archive_result(gen_id: int) -> None:
     t = now()
     claimed = Generation.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=t),
-        pk=gen_id, status__in=IN_FLIGHT, remote_status="succeed",
+        pk=gen_id,
+        status__in=IN_FLIGHT,
+        remote_status="succeed",
     ).update(claimed_until=t + ARCHIVE_LEASE)
     if claimed != 1:
         return
@@ -434,9 +462,7 @@ def archive_result(gen_id: int) -> None:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
             with client_for(gen.api_key) as client, video_path.open("wb") as out:
-                client.download(
-                    gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES
-                )
+                client.download(gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES)
             duration = archive.probe_duration(video_path)
             archive.extract_poster(video_path, poster_path)
         except CometAPIError as exc:
@@ -459,8 +485,12 @@ def archive_result(gen_id: int) -> None:
     changed = Generation.objects.filter(
         pk=gen.pk, status__in=IN_FLIGHT, remote_status="succeed"
     ).update(
-        status=Status.SUCCEEDED, video=gen.video.name, poster=gen.poster.name,
-        video_duration=duration or gen.video_duration, finished_at=now(), claimed_until=None,
+        status=Status.SUCCEEDED,
+        video=gen.video.name,
+        poster=gen.poster.name,
+        video_duration=duration or gen.video_duration,
+        finished_at=now(),
+        claimed_until=None,
     )
     if not changed:  # cancelled or finished meanwhile: don't leave orphan files
         gen.video.delete(save=False)
@@ -477,7 +507,11 @@ def _due_submits(t) -> Iterable[int]:
     return (
         Generation.objects.filter(
             Q(status=Status.QUEUED, next_attempt_at__lte=t)
-            | Q(status=Status.QUEUED, next_attempt_at__isnull=True, created_at__lt=t - timedelta(seconds=30))
+            | Q(
+                status=Status.QUEUED,
+                next_attempt_at__isnull=True,
+                created_at__lt=t - timedelta(seconds=30),
+            )
             | Q(status=Status.SUBMITTING, claimed_until__lt=t)
         )
         .order_by("next_attempt_at", "created_at")
@@ -510,9 +544,9 @@ def pump_pass() -> bool:
 def take_lease(name: str, duration: timedelta) -> bool:
     t = now()
     WorkerLease.objects.get_or_create(name=name, defaults={"held_until": t - timedelta(1)})
-    return WorkerLease.objects.filter(name=name, held_until__lt=t).update(
-        held_until=t + duration
-    ) == 1
+    return (
+        WorkerLease.objects.filter(name=name, held_until__lt=t).update(held_until=t + duration) == 1
+    )
 
 
 def release_lease(name: str) -> None:

@@ -196,3 +196,6 @@ class WorkerLease(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     held_until = models.DateTimeField()
     holder = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} until {self.held_until:%H:%M:%S}"

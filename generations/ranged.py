@@ -45,7 +45,9 @@ def ranged_file_response(request: HttpRequest, name: str, content_type: str) -> 
         return response
     length = end - start + 1
     f = default_storage.open(name, "rb")
-    response = StreamingHttpResponse(_chunks(f, start, length), status=206, content_type=content_type)
+    response = StreamingHttpResponse(
+        _chunks(f, start, length), status=206, content_type=content_type
+    )
     response._resource_closers.append(f.close)  # closed by the server even on a disconnect
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Length"] = str(length)

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import heapq
 import json
 import queue
 import random
-import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -250,6 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "kling-simulator/1"
     sys_version = ""
     timeout = 60  # an idle keep-alive connection gives its thread back
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK and every keep-alive request costs ~40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
@@ -282,7 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(_json_response(400, error), method)
             return
         body = self.rfile.read(length) if length > 0 else b""
-        response = self.server.simulator._handle(method, self.path, self.headers, body)
+        try:
+            response = self.server.simulator._handle(method, self.path, self.headers, body)
+        except Exception:
+            # A bug in the simulator must be loud, not pass for a simulated fault.
+            traceback.print_exc()
+            error = _error_body(1200, "simulator internal error (a bug in the simulator)")
+            response = _json_response(500, error)
         if response is None:
             # Simulated outage: the request is swallowed and the connection closed unanswered.
             self.close_connection = True
@@ -460,31 +470,25 @@ class Simulator:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._stopped = threading.Event()
-        self._media_dir: Path | None = None
-        self._media_lock = threading.Lock()  # ffmpeg runs outside the state lock
-        self._clips: dict[tuple[str, str], bytes] = {}
-        self.video_codec = ""
+        self.video_codec = ""  # the encoder of the sample clips, e.g. "libx264"
 
-    # -- lifecycle ---------------------------------------------------------------------
+    # -- lifecycle
 
     def start(self) -> Simulator:
         if self._server is not None:
             raise RuntimeError("simulator already started")
-        self._media_dir = Path(tempfile.mkdtemp(prefix="kling-sim-"))
-        try:
-            self._clip("5", "16:9")  # fail fast if ffmpeg cannot make a clip
-            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            self._server = _Server((self.host, self.port), self, family)
-        except BaseException:
-            shutil.rmtree(self._media_dir, ignore_errors=True)
-            raise
+        _clip("5", "16:9")  # fail fast if ffmpeg cannot make a clip
+        self.video_codec = _clip_codec
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._server = _Server((self.host, self.port), self, family)
         port = self._server.server_address[1]
         # A wildcard bind is not an address a client can use; advertise loopback instead.
         shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         shown = f"[{shown}]" if ":" in shown else shown
         self.base_url = f"http://{shown}:{port}"
         targets: list[tuple[str, Callable[[], None]]] = [
-            ("kling-sim-http", self._server.serve_forever),
+            # A short poll interval: stop() waits for the loop to notice, and tests stop often.
+            ("kling-sim-http", functools.partial(self._server.serve_forever, 0.05)),
             ("kling-sim-scheduler", self._run_scheduler),
             # Two senders: one slow callback target must not hold up every other push.
             ("kling-sim-callbacks-1", self._run_callbacks),
@@ -515,8 +519,6 @@ class Simulator:
             self._callback_queue.put(None)
         for thread in self._threads:
             thread.join(timeout=6.0)  # a callback in flight may take its 5 s timeout
-        if self._media_dir is not None:
-            shutil.rmtree(self._media_dir, ignore_errors=True)
         self._stopped.set()
 
     def serve_forever(self) -> None:
@@ -537,7 +539,7 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- introspection -------------------------------------------------------------------
+    # -- introspection
 
     def create_count(self, external_task_id: str | None = None) -> int:
         """Tasks stored (paid for): in total, or for one external_task_id."""
@@ -615,7 +617,7 @@ class Simulator:
                 },
             }
 
-    # -- request handling (called from handler threads) -----------------------------------
+    # -- request handling (called from handler threads)
 
     def _log(self, line: str) -> None:
         if self.log is not None:
@@ -824,7 +826,7 @@ class Simulator:
             if task is None or task.status != "succeed" or task.expired:
                 return not_found
             variant = (task.duration, task.aspect_ratio)
-        clip = self._clip(*variant)
+        clip = _clip(*variant)
         return _ranged(clip, headers.get("Range"))
 
     def _handle_sim(self, method: str, path: str, body: bytes) -> _Response:
@@ -852,7 +854,7 @@ class Simulator:
             return _json_response(200, {"expired": task_id})
         return _json_response(404, {"error": "unknown simulator endpoint"})
 
-    # -- state helpers (lock held) ---------------------------------------------------------
+    # -- state helpers (lock held)
 
     def _find(self, identifier: str) -> _Task | None:
         """A task by task_id, else by external_task_id (both address the same resource)."""
@@ -882,7 +884,7 @@ class Simulator:
         if task.callback_url and not self._stopping:
             self._callback_queue.put((task.callback_url, self._api_task(task)))
 
-    # -- background threads ------------------------------------------------------------------
+    # -- background threads
 
     def _run_scheduler(self) -> None:
         """One thread moves every task along, from a heap of due transitions."""
@@ -924,25 +926,35 @@ class Simulator:
                     response.read()
             except urllib.error.HTTPError as error:
                 error.close()  # a non-2xx answer still holds a socket
-            except (OSError, ValueError):
-                pass  # unreachable or bad target: the real service does not retry for us
+            except Exception:
+                # Unreachable, refused, garbled or a bad URL: like the real service, push
+                # and forget; the client's polling is what reconciles.
+                pass
             with self._lock:
                 self._callbacks_sent.append((url, body))
 
-    # -- media ---------------------------------------------------------------------------------
 
-    def _clip(self, duration: str, aspect_ratio: str) -> bytes:
-        """A real, playable mp4 of the requested length and shape, made once and cached."""
-        variant = (duration, aspect_ratio)
-        with self._media_lock:
-            if variant not in self._clips:
-                assert self._media_dir is not None
-                target = self._media_dir / f"clip-{duration}-{aspect_ratio.replace(':', 'x')}.mp4"
-                self.video_codec = _make_clip(
+# Sample clips per (duration, aspect ratio), shared by every Simulator in the process:
+# encoding takes ~0.1 s, and tests start many simulators. Only bytes are kept (20-40 kB each);
+# the files ffmpeg writes live in a temporary directory removed at once.
+_clips: dict[tuple[str, str], bytes] = {}
+_clip_codec = ""
+_clips_lock = threading.Lock()  # ffmpeg runs under this one, never under a simulator's lock
+
+
+def _clip(duration: str, aspect_ratio: str) -> bytes:
+    """A real, playable mp4 of the requested length and shape, made once and cached."""
+    global _clip_codec
+    variant = (duration, aspect_ratio)
+    with _clips_lock:
+        if variant not in _clips:
+            with tempfile.TemporaryDirectory(prefix="kling-sim-") as folder:
+                target = Path(folder) / "clip.mp4"
+                _clip_codec = _make_clip(
                     target, seconds=f"{duration}.1", size=CLIP_SIZES[aspect_ratio]
                 )
-                self._clips[variant] = target.read_bytes()
-            return self._clips[variant]
+                _clips[variant] = target.read_bytes()
+        return _clips[variant]
 
 
 def _make_clip(target: Path, *, seconds: str, size: str) -> str:

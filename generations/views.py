@@ -67,7 +67,8 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
             if request.htmx:
                 # The new card goes on top of the list; the form comes back fresh.
                 return render(
-                    request, "generations/_created.html",
+                    request,
+                    "generations/_created.html",
                     {"generation": gen, "form": GenerationForm()},
                 )
             messages.success(request, "Queued. The card below shows its progress.")
@@ -82,7 +83,7 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    generations = Generation.objects.team_gallery()[:PAGE_SIZE * 2]
+    generations = Generation.objects.team_gallery()[: PAGE_SIZE * 2]
     return render(request, "generations/gallery.html", {"generations": generations})
 
 

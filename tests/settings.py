@@ -9,8 +9,16 @@ import tempfile
 
 os.environ["KLING_VAR_DIR"] = tempfile.mkdtemp(prefix="kling-test-")
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # live_server with sync Playwright
-for name in ("SITE_URL", "DATABASE_URL", "REDIS_URL", "COMETAPI_BASE_URL", "Q_BROKER",
-             "DJANGO_DEBUG", "MEDIA_ROOT", "STATIC_ROOT"):
+for name in (
+    "SITE_URL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "COMETAPI_BASE_URL",
+    "Q_BROKER",
+    "DJANGO_DEBUG",
+    "MEDIA_ROOT",
+    "STATIC_ROOT",
+):
     os.environ.pop(name, None)
 
 from kling_site.settings import *  # noqa: E402, F403

@@ -30,6 +30,7 @@ from generations.cometapi import (
     TaskNotFound,
     UnexpectedResponse,
     UpstreamUnavailable,
+    normalize_base_url,
     parse_callback,
     parse_task,
 )
@@ -225,12 +226,27 @@ def test_it_keeps_a_base_url_path_prefix(api: respx.MockRouter) -> None:
     assert route.called
 
 
-def test_it_refuses_bad_configuration() -> None:
-    for key in ("", "   ", "sk-has space", "sk-ünïcode", "sk-a\nb"):
-        with pytest.raises(ValueError) as caught:
-            CometAPIClient(key)
+def test_it_refuses_an_unusable_key_without_sending(api: respx.MockRouter) -> None:
+    # No route is mocked: respx fails the test if anything is sent.
+    for key in ("", "   ", "sk-has space", "sk-\u00fcn\u00efcode", "sk-a\nb"):
+        with CometAPIClient(key) as comet, pytest.raises(KeyRejected) as caught:
+            comet.get_task("t-1")
+        assert caught.value.key_problem
+        assert caught.value.http_status is None
         assert "sk-" not in str(caught.value)
-    for url in ("api.cometapi.com", "ftp://api.cometapi.com", ""):
+    assert not api.calls
+
+
+def test_it_downloads_with_no_key(api: respx.MockRouter) -> None:
+    api.get(CDN).respond(200, content=b"abc", headers={"Content-Type": "video/mp4"})
+
+    with CometAPIClient("") as comet:
+        assert comet.download(CDN, io.BytesIO(), max_bytes=10) == 3
+
+
+def test_it_refuses_a_bad_base_url() -> None:
+    assert normalize_base_url(" https://api.cometapi.com/ ") == "https://api.cometapi.com"
+    for url in ("api.cometapi.com", "ftp://api.cometapi.com", "", "https://"):
         with pytest.raises(ValueError, match="COMETAPI_BASE_URL"):
             CometAPIClient(KEY, url)
 

@@ -12,16 +12,23 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def private_clip(alice):
     gen = Generation.objects.create(
-        owner=alice, prompt="secret", model_name="kling-v1", mode="std", duration="5",
-        aspect_ratio="16:9", visibility="private", status=Status.SUCCEEDED,
+        owner=alice,
+        prompt="secret",
+        model_name="kling-v1",
+        mode="std",
+        duration="5",
+        aspect_ratio="16:9",
+        visibility="private",
+        status=Status.SUCCEEDED,
     )
     gen.video.save("clip.mp4", ContentFile(b"0123456789" * 100))
     gen.poster.save("poster.jpg", ContentFile(b"jpeg"))
     return gen
 
 
-@pytest.mark.parametrize("name", ["generation-detail", "generation-status", "generation-video",
-                                  "generation-poster"])
+@pytest.mark.parametrize(
+    "name", ["generation-detail", "generation-status", "generation-video", "generation-poster"]
+)
 def test_it_hides_private_work_from_other_members(client, bob, private_clip, name):
     client.force_login(bob)
     assert client.get(reverse(name, args=[private_clip.public_id])).status_code == 404
@@ -39,7 +46,9 @@ def test_it_refuses_changes_by_other_members(client, bob, private_clip, name):
 def test_team_members_see_shared_work_but_cannot_change_it(client, bob, private_clip):
     Generation.objects.filter(pk=private_clip.pk).update(visibility="team")
     client.force_login(bob)
-    assert client.get(reverse("generation-detail", args=[private_clip.public_id])).status_code == 200
+    assert (
+        client.get(reverse("generation-detail", args=[private_clip.public_id])).status_code == 200
+    )
     assert "secret" in client.get(reverse("gallery")).content.decode()
     url = reverse("generation-visibility", args=[private_clip.public_id])
     assert client.post(url, {"visibility": "private"}).status_code == 404

@@ -21,8 +21,14 @@ VALID = {
 
 
 def make_gen(owner, **kw) -> Generation:
-    params = {"prompt": "a cat", "model_name": "kling-v1", "mode": "std", "duration": "5",
-              "aspect_ratio": "16:9", "cfg_scale": 0.5}
+    params = {
+        "prompt": "a cat",
+        "model_name": "kling-v1",
+        "mode": "std",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "cfg_scale": 0.5,
+    }
     params.update(kw)
     return Generation.objects.create(owner=owner, **params)
 
@@ -79,7 +85,11 @@ def test_it_answers_htmx_with_the_new_card(alice_client):
         ({"duration": "7"}, "duration", "valid choice"),
         ({"model_name": "kling-v9"}, "model_name", "valid choice"),
         ({"camera": "down_back", "mode": "pro"}, "camera", "Camera control needs"),
-        ({"camera": "simple", "camera_axis": "zoom", "camera_value": "0"}, "camera_value", "non-zero"),
+        (
+            {"camera": "simple", "camera_axis": "zoom", "camera_value": "0"},
+            "camera_value",
+            "non-zero",
+        ),
     ],
 )
 def test_it_rejects_bad_input_with_a_message(alice_client, change, field, message):
@@ -104,7 +114,9 @@ def test_it_drops_parameters_a_model_does_not_take(alice_client):
 
 
 def test_it_builds_camera_control(alice_client):
-    alice_client.post("/", {**VALID, "camera": "simple", "camera_axis": "pan", "camera_value": "-4"})
+    alice_client.post(
+        "/", {**VALID, "camera": "simple", "camera_axis": "pan", "camera_value": "-4"}
+    )
     gen = Generation.objects.get()
     assert gen.camera_control == {
         "type": "simple",
@@ -132,8 +144,12 @@ def test_finished_cards_do_not_poll(alice_client, alice):
 
 
 def test_a_refused_create_shows_its_reason(alice_client, alice):
-    make_gen(alice, status=Status.FAILED, error_code="1301",
-             error_message="CometAPI refused this prompt under its content policy.")
+    make_gen(
+        alice,
+        status=Status.FAILED,
+        error_code="1301",
+        error_message="CometAPI refused this prompt under its content policy.",
+    )
     body = alice_client.get("/").content.decode()
     assert "content policy" in body
 

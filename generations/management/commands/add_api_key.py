@@ -10,8 +10,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="A name admins recognise, e.g. 'team-main'")
-        parser.add_argument("--concurrency", type=int, default=5,
-                            help="Tasks this key may run upstream at once (default 5)")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=5,
+            help="Tasks this key may run upstream at once (default 5)",
+        )
 
     def handle(self, *args, name: str, concurrency: int, **options) -> None:
         if sys.stdin.isatty():
@@ -29,9 +33,14 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1.")
         key, created = ApiKey.objects.update_or_create(
             name=name,
-            defaults={"secret": secret, "is_active": True, "is_healthy": True,
-                      "last_error": "", "unhealthy_since": None,
-                      "concurrency_limit": concurrency},
+            defaults={
+                "secret": secret,
+                "is_active": True,
+                "is_healthy": True,
+                "last_error": "",
+                "unhealthy_since": None,
+                "concurrency_limit": concurrency,
+            },
         )
         verb = "Added" if created else "Replaced"
         self.stdout.write(self.style.SUCCESS(f"{verb} key {key.name!r} ({key.hint})."))

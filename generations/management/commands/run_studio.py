@@ -28,8 +28,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--demo", action="store_true",
-                            help="Run against the bundled CometAPI simulator with a demo member.")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Run against the bundled CometAPI simulator with a demo member.",
+        )
         parser.add_argument("--simulator-port", type=int, default=8765)
 
     def handle(self, *args, addr: str, port: int, demo: bool, simulator_port: int, **opts) -> None:
@@ -39,8 +42,9 @@ class Command(BaseCommand):
         children: list[tuple[str, subprocess.Popen]] = []
 
         def spawn(name: str, argv: list[str]) -> None:
-            proc = subprocess.Popen([sys.executable, manage, *argv], env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, manage, *argv], env=env, start_new_session=True
+            )
             children.append((name, proc))
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -55,16 +59,23 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Kling Studio is running at {url}"))
         self.stdout.write(f"CometAPI: {env.get('COMETAPI_BASE_URL', settings.COMETAPI_BASE_URL)}")
         if demo:
-            self.stdout.write(self.style.SUCCESS(
-                f"Demo member: username {DEMO_USER!r}, password {DEMO_PASSWORD!r}"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo member: username {DEMO_USER!r}, password {DEMO_PASSWORD!r}"
+                )
+            )
             self.stdout.write("Prompt markers for the simulator: [fail], [policy], [slow].")
         elif not get_user_model().objects.filter(is_superuser=True).exists():
-            self.stdout.write(self.style.WARNING(
-                "No admin account yet. Make one with: .venv/bin/python manage.py createsuperuser"))
+            self.stdout.write(
+                self.style.WARNING("No admin account yet. Make one with: make superuser")
+            )
         if not demo and not ApiKey.objects.filter(is_active=True).exists():
-            self.stdout.write(self.style.WARNING(
-                "No CometAPI key yet. Add one in /admin/ or with: "
-                ".venv/bin/python manage.py add_api_key NAME  (reads the key from stdin)"))
+            self.stdout.write(
+                self.style.WARNING(
+                    "No CometAPI key yet. Add one in /admin/ or with: "
+                    ".venv/bin/python manage.py add_api_key NAME  (reads the key from stdin)"
+                )
+            )
         self.stdout.write("Press Ctrl-C to stop.")
 
         stopping = False
