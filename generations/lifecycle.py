@@ -54,8 +54,10 @@ LOST_AFTER = timedelta(minutes=70)
 # backing off; the last value repeats.
 POLL_SCHEDULE = (5, 5, 5, 10, 10, 10, 15, 15, 20, 30, 30, 45, 60)
 POLL_CONCURRENCY = 8  # parallel reads per pass: bounded so a backlog can't open 500 sockets
-PUMP_LEASE = timedelta(seconds=90)
-PUMP_RUN_FOR = 50.0  # seconds a pump task runs before handing over to a fresh one
+PUMP_LEASE = timedelta(seconds=60)  # > PUMP_RUN_FOR + one slow pass
+# Seconds a pump task runs before handing over to a fresh one: short, because a stopping
+# cluster waits for its running tasks.
+PUMP_RUN_FOR = 10.0
 PUMP_IDLE_SLEEP = 1.0  # between passes while work is in flight: the poll/dispatch latency
 
 RANK = {"submitted": 1, "processing": 2, "succeed": 3, "failed": 3}

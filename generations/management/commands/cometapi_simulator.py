@@ -97,7 +97,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass  # interrupted before serve_forever() took over
         finally:
-            simulator.stop()  # idempotent; removes the temporary clips
+            simulator.stop()  # idempotent: serve_forever() may have stopped it already
         self._print("CometAPI simulator stopped")
 
     def _print(self, line: str) -> None:

@@ -1,8 +1,9 @@
 """`make run` / `make demo`: the web server and the django-q2 cluster in one foreground command.
 
 Each child runs in its own session so Ctrl-C reaches only this supervisor, which then sends
-SIGINT to each child's main process (django-q2 wants the signal on the qcluster process, not
-its group, to stop its workers cleanly) and waits for both.
+SIGTERM to each child's main process (django-q2 wants the signal on the qcluster process, not
+its group, to stop its workers cleanly) and waits for them. SIGTERM rather than SIGINT: a
+shell that starts us in the background makes its children ignore SIGINT.
 """
 
 import os
@@ -102,7 +103,7 @@ class Command(BaseCommand):
     def _stop_children(self, children) -> None:
         for _name, proc in reversed(children):
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         for name, proc in children:
             try:
