@@ -22,7 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
@@ -505,20 +506,54 @@ def archive_result(gen_id: int) -> None:
 # The pump: one loop that re-drives every row whose next step is due
 
 
-def _due_submits(t) -> Iterable[int]:
+def fair_queue() -> QuerySet:
+    """Queued jobs in the order they get slots: every member's oldest job first, then every
+    member's second, and so on, so one member's batch of 50 can't starve another's single
+    job. Backing-off jobs keep their place."""
     return (
-        Generation.objects.filter(
-            Q(status=Status.QUEUED, next_attempt_at__lte=t)
-            | Q(
-                status=Status.QUEUED,
-                next_attempt_at__isnull=True,
-                created_at__lt=t - timedelta(seconds=30),
+        Generation.objects.filter(status=Status.QUEUED)
+        .annotate(
+            turn=Window(
+                RowNumber(),
+                partition_by=[F("owner_id")],
+                order_by=[F("created_at").asc(), F("id").asc()],
             )
-            | Q(status=Status.SUBMITTING, claimed_until__lt=t)
         )
-        .order_by("next_attempt_at", "created_at")
-        .values_list("pk", flat=True)[:100]
+        .order_by("turn", "created_at", "id")
     )
+
+
+def queue_positions() -> dict[int, int]:
+    """Position (1 = next) of every queued job: one query, for the cards."""
+    return {pk: i for i, pk in enumerate(fair_queue().values_list("pk", flat=True), start=1)}
+
+
+def free_slots() -> int:
+    keys = ApiKey.objects.filter(is_active=True, is_healthy=True).annotate(
+        busy=Count("generation", filter=Q(generation__status__in=[Status.SUBMITTING, *IN_FLIGHT]))
+    )
+    return sum(max(0, k.concurrency_limit - k.busy) for k in keys)
+
+
+def dispatch() -> int:
+    """Submit due queued jobs, fairly, as far as the keys have free slots."""
+    t = now()
+    # A submit whose worker died mid-request goes first: it may already be paid for.
+    for gen_id in Generation.objects.filter(
+        status=Status.SUBMITTING, claimed_until__lt=t
+    ).values_list("pk", flat=True)[:50]:
+        submit(gen_id)
+    slots = free_slots()
+    if slots <= 0:
+        return 0
+    due = (
+        fair_queue()
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=t))
+        .values_list("pk", flat=True)[:slots]
+    )
+    for gen_id in due:
+        submit(gen_id)
+    return len(due)
 
 
 def _due_archives(t) -> Iterable[int]:
@@ -533,8 +568,7 @@ def _due_archives(t) -> Iterable[int]:
 def pump_pass() -> bool:
     """One pass. Returns True while any job is still unfinished."""
     t = now()
-    for gen_id in _due_submits(t):
-        submit(gen_id)
+    dispatch()
     for gen_id in _due_archives(t):
         archive_result(gen_id)
     poll_due()

@@ -199,3 +199,45 @@ class WorkerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} until {self.held_until:%H:%M:%S}"
+
+
+class Favourite(models.Model):
+    """A member's star on a generation (their own or a shared one)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites"
+    )
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="favourites")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "generation"], name="one_star_per_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ★ {self.generation_id}"
+
+
+class Price(models.Model):
+    """What one task costs, by model × mode × duration: data admins edit, not code.
+
+    Seeded from CometAPI's published per-task prices (Dec 2025) and Kling's unit table.
+    """
+
+    model_name = models.CharField(max_length=40)
+    mode = models.CharField(max_length=10, blank=True)  # blank: model has no std/pro split
+    duration = models.CharField(max_length=4)
+    usd = models.DecimalField("price (USD)", max_digits=8, decimal_places=3)
+    units = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["model_name", "mode", "duration"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_name", "mode", "duration"], name="one_price_per_choice"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.mode or '-'} {self.duration}s: ${self.usd}"

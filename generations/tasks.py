@@ -6,7 +6,9 @@ from . import lifecycle
 
 
 def submit_generation(gen_id: int) -> None:
-    lifecycle.submit(gen_id)
+    """Enqueued when a member submits. It dispatches the fair queue rather than just this
+    row, so a new job never jumps ahead of jobs already waiting for a slot."""
+    lifecycle.dispatch()
 
 
 def poll_generation(gen_id: int) -> None:
