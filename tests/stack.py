@@ -44,8 +44,9 @@ def running_cluster(*, cometapi_base_url: str, site_url: str = "", workers: int 
     try:
         yield proc
     finally:
-        # SIGINT to the main qcluster process (not its group) stops its workers cleanly.
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM to the main qcluster process (not its group) stops its workers cleanly;
+        # SIGINT may be ignored when the suite runs from a background shell.
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
