@@ -19,12 +19,21 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def database_url() -> str:
+    """The URL of the test database this process uses, for a subprocess to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or "postgres"
+    return f"postgres://{user}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 @contextmanager
 def running_cluster(*, cometapi_base_url: str, site_url: str = "", workers: int = 2):
     env = os.environ.copy()
     env.update(
         DJANGO_SETTINGS_MODULE="kling_site.settings",
-        DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
+        DATABASE_URL=database_url(),
         KLING_VAR_DIR=str(settings.VAR_DIR),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         COMETAPI_BASE_URL=cometapi_base_url,
