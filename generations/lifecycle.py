@@ -131,17 +131,21 @@ def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     Called inside the claim's transaction with the keys locked, so two workers can't both
     take a key's last slot.
     """
+    # Lock the keys first (PostgreSQL refuses FOR UPDATE with GROUP BY), then count.
     keys = list(
-        ApiKey.objects.select_for_update()
-        .filter(is_active=True, is_healthy=True)
-        .annotate(
-            busy=Count(
-                "generation",
-                filter=Q(generation__status__in=[Status.SUBMITTING, *IN_FLIGHT]),
-            )
-        )
-        .order_by("busy", "pk")
+        ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
     )
+    busy = dict(
+        Generation.objects.filter(
+            api_key__in=keys, status__in=[Status.SUBMITTING, *IN_FLIGHT]
+        )
+        .order_by()
+        .values_list("api_key")
+        .annotate(n=Count("id"))
+    )
+    for key in keys:
+        key.busy = busy.get(key.pk, 0)
+    keys.sort(key=lambda k: (k.busy, k.pk))
     if gen.create_sent and gen.api_key_id:
         # A create may already exist under this key's account: only this key can find it.
         keys = [k for k in keys if k.pk == gen.api_key_id]

@@ -51,3 +51,26 @@ def cometapi(settings, simulator, api_key):
     """Point the studio at the simulator, with one working key."""
     settings.COMETAPI_BASE_URL = simulator.base_url
     return simulator
+
+
+def pytest_sessionstart(session) -> None:
+    """A pass asked to run on PostgreSQL or Redis fails loudly when the server is down:
+    CI must never pass by skipping the service-backed tests."""
+    from django.conf import settings
+
+    if os.environ.get("KLING_TEST_DATABASE_URL"):
+        import socket
+
+        db = settings.DATABASES["default"]
+        try:
+            socket.create_connection((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)), 3).close()
+        except OSError as exc:
+            pytest.exit(f"PostgreSQL pass: cannot connect ({exc})", returncode=3)
+    if os.environ.get("KLING_TEST_REDIS_URL"):
+        import redis
+
+        try:
+            # Tasks left by an earlier run must not run against this run's database.
+            redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        except redis.RedisError as exc:
+            pytest.exit(f"Redis pass: cannot connect ({exc})", returncode=3)

@@ -20,6 +20,13 @@ for name in (
     "STATIC_ROOT",
 ):
     os.environ.pop(name, None)
+# `make test` runs the service-backed parts of the suite again on PostgreSQL and with the
+# Redis broker, through these two variables (see the Makefile).
+if url := os.environ.get("KLING_TEST_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = url
+if url := os.environ.get("KLING_TEST_REDIS_URL"):
+    os.environ["REDIS_URL"] = url
+    os.environ["Q_BROKER"] = "redis"
 
 from kling_site.settings import *  # noqa: E402, F403
 
