@@ -25,9 +25,25 @@ run: install
 demo: install
 	KLING_VAR_DIR=$(CURDIR)/var/demo $(PY) manage.py run_studio --demo
 
-## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests.
+## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests on
+## SQLite, then the database- and broker-sensitive tests again on PostgreSQL and with the
+## Redis broker. Those two passes run whenever the servers answer, and always under CI
+## (where a missing server fails the run instead of skipping).
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+SERVICE_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_permissions.py tests/test_studio_views.py
+up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
+
 test: install
 	$(PY) -m pytest
+	@if [ -n "$$CI" ] || $(call up,5432); then \
+	  echo "== PostgreSQL pass"; \
+	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not browser" $(SERVICE_TESTS); \
+	else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi
+	@if [ -n "$$CI" ] || $(call up,6379); then \
+	  echo "== Redis broker pass"; \
+	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" tests/test_end_to_end.py tests/test_lifecycle.py; \
+	else echo "Redis is not running on 127.0.0.1:6379: its pass is skipped (CI runs it)"; fi
 
 ## Everything but the browser and end-to-end tests.
 test-fast: install
