@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .crypto import EncryptedTextField
@@ -64,11 +64,21 @@ class GenerationQuerySet(models.QuerySet):
             return self
         return self.filter(Q(owner=user) | Q(visibility=Visibility.TEAM))
 
-    def for_cards(self) -> "GenerationQuerySet":
-        return self.select_related("owner")
+    def for_cards(self, user=None) -> "GenerationQuerySet":
+        """What a card shows, in one query: the owner, and with a user, whether they starred it
+        (`is_favourite`), so a page of cards costs the same whatever its length."""
+        qs = self.select_related("owner")
+        if user is not None and user.is_authenticated:
+            qs = qs.annotate(
+                is_favourite=Exists(Favourite.objects.filter(user=user, generation=OuterRef("pk")))
+            )
+        return qs
 
-    def team_gallery(self) -> "GenerationQuerySet":
-        return self.filter(visibility=Visibility.TEAM, status=Status.SUCCEEDED).for_cards()
+    def starred_by(self, user) -> "GenerationQuerySet":
+        return self.filter(favourites__user=user)
+
+    def team_gallery(self, user=None) -> "GenerationQuerySet":
+        return self.filter(visibility=Visibility.TEAM, status=Status.SUCCEEDED).for_cards(user)
 
 
 def _external_task_id() -> str:
@@ -152,6 +162,15 @@ class Generation(models.Model):
                 name="gen_team_gallery",
                 condition=Q(visibility="team", status="succeeded"),
             ),
+            # Team gallery filtered by member (gallery.py, `member=`): one member's shared clips.
+            models.Index(
+                fields=["owner", "-created_at"],
+                name="gen_team_by_member",
+                condition=Q(visibility="team", status="succeeded"),
+            ),
+            # "My generations" filtered by state (`state=failed`, …): without it a rare state
+            # means walking all of the member's rows.
+            models.Index(fields=["owner", "status", "-created_at"], name="gen_owner_state_recent"),
         ]
 
     def __str__(self) -> str:
