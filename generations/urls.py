@@ -1,11 +1,18 @@
 from django.urls import path
 
-from . import views
+from . import gallery, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
-    path("gallery/", views.gallery, name="gallery"),
-    path("g/<uuid:public_id>/", views.generation_detail, name="generation-detail"),
+    path("gallery/", gallery.team_gallery, name="gallery"),
+    path("gallery/clips.zip", gallery.gallery_zip, name="gallery-zip"),
+    path("mine/", gallery.my_generations, name="my-generations"),
+    path("mine/clips.zip", gallery.my_generations_zip, name="my-generations-zip"),
+    path("g/<uuid:public_id>/", gallery.generation_detail, name="generation-detail"),
+    path(
+        "g/<uuid:public_id>/favourite/", gallery.generation_favourite, name="generation-favourite"
+    ),
+    path("g/<uuid:public_id>/delete/", gallery.generation_delete, name="generation-delete"),
     path("g/<uuid:public_id>/status/", views.generation_status, name="generation-status"),
     path("g/<uuid:public_id>/video.mp4", views.generation_video, name="generation-video"),
     path("g/<uuid:public_id>/poster.jpg", views.generation_poster, name="generation-poster"),

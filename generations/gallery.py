@@ -1,0 +1,493 @@
+"""The galleries: "My generations", the team gallery, the detail page, stars, delete and zips.
+
+Both lists are one view over a filtered queryset (`_selection`), so the page, its next-page
+partial and the zip download always agree on what "these clips" means. Pages are keyset
+pages on (created_at, id): each costs the same whatever the page number or the table size.
+"""
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from . import capabilities as caps
+from .models import Favourite, Generation, GenerationQuerySet, Price, Status
+
+PAGE_SIZE = 24
+SEARCH_WORDS = 8  # more words than this in a search are ignored: each is one LIKE
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK = 64 * 1024
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str  # "mine" | "team"
+    title: str
+    url_name: str
+    zip_url_name: str
+
+
+MINE = Scope("mine", "My generations", "my-generations", "my-generations-zip")
+TEAM = Scope("team", "Team gallery", "gallery", "gallery-zip")
+
+
+def _choices(label: str, pairs) -> list[tuple[str, str]]:
+    return [("", label), *pairs]
+
+
+class GalleryFilters(forms.Form):
+    """The filter bar. Every field is optional; a bad value is reported and ignored."""
+
+    q = forms.CharField(label="Search prompts", required=False, max_length=200)
+    state = forms.ChoiceField(
+        label="State", required=False, choices=_choices("Any state", Status.choices)
+    )
+    model = forms.ChoiceField(
+        label="Model",
+        required=False,
+        choices=_choices("Any model", [(k, v.label) for k, v in caps.MODELS.items()]),
+    )
+    mode = forms.ChoiceField(
+        label="Mode", required=False, choices=_choices("Any mode", [("std", "Std"), ("pro", "Pro")])
+    )
+    duration = forms.ChoiceField(
+        label="Duration", required=False, choices=_choices("Any length", caps.DURATIONS.items())
+    )
+    aspect = forms.ChoiceField(
+        label="Aspect ratio",
+        required=False,
+        choices=_choices("Any shape", caps.ASPECT_RATIOS.items()),
+    )
+    member = forms.ChoiceField(label="Member", required=False)
+    since = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    starred = forms.BooleanField(label="Favourites only", required=False)
+    order = forms.ChoiceField(
+        label="Order",
+        required=False,
+        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+    )
+
+    def __init__(self, *args, scope: Scope, members: dict[str, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.members = members or {}
+        if scope is MINE:
+            del self.fields["member"]  # always the member themself
+        else:
+            del self.fields["state"]  # the team gallery is finished clips only
+            self.fields["member"].choices = _choices("Anyone", ((u, u) for u in self.members))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def ignored(self) -> list[str]:
+        """One plain sentence per filter that was not applied."""
+        out = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else "Filters"
+            out.append(f"{label}: {' '.join(errors)}")
+        return out
+
+
+def _day_start(d: date) -> datetime:
+    return timezone.make_aware(datetime.combine(d, time.min))
+
+
+def _apply_filters(qs: GenerationQuerySet, form: GalleryFilters, user) -> GenerationQuerySet:
+    form.is_valid()  # fills cleaned_data with the valid fields; errors are shown, not raised
+    data = form.cleaned_data
+    for word in (data.get("q") or "").split()[:SEARCH_WORDS]:
+        qs = qs.filter(prompt__icontains=word)
+    simple = {
+        "state": "status",
+        "model": "model_name",
+        "mode": "mode",
+        "duration": "duration",
+        "aspect": "aspect_ratio",
+    }
+    for field, column in simple.items():
+        if data.get(field):
+            qs = qs.filter(**{column: data[field]})
+    if data.get("member"):
+        qs = qs.filter(owner_id=form.members[data["member"]])
+    if data.get("since"):
+        qs = qs.filter(created_at__gte=_day_start(data["since"]))
+    if data.get("until"):
+        qs = qs.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
+    if data.get("starred"):
+        qs = qs.starred_by(user)
+    return qs
+
+
+def _members() -> dict[str, int]:
+    User = get_user_model()
+    rows = User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
+    return dict(rows.values_list(User.USERNAME_FIELD, "pk"))
+
+
+def _selection(request: HttpRequest, scope: Scope) -> tuple[GalleryFilters, GenerationQuerySet]:
+    """The filter form and the generations it selects, newest or oldest first."""
+    user = request.user
+    if scope is MINE:
+        form = GalleryFilters(request.GET, scope=scope)
+        qs = Generation.objects.filter(owner=user).for_cards(user)
+    else:
+        form = GalleryFilters(request.GET, scope=scope, members=_members())
+        qs = Generation.objects.team_gallery(user)
+    qs = _apply_filters(qs, form, user)
+    oldest = form.cleaned_data.get("order") == "oldest"
+    return form, qs.order_by(*(("created_at", "id") if oldest else ("-created_at", "-id")))
+
+
+# ---------------------------------------------------------------------------------------
+# Keyset pages: the cursor is the (created_at, id) of the last card shown.
+
+
+def _cursor(gen: Generation) -> str:
+    return f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
+
+
+def _after(qs: GenerationQuerySet, cursor: str, *, oldest: bool) -> GenerationQuerySet:
+    try:
+        micros, pk = (int(part) for part in cursor.split("_"))
+        at = EPOCH + timedelta(microseconds=micros)
+    except (ValueError, OverflowError):
+        return qs  # a mangled cursor starts from the first page rather than failing
+    op = "gt" if oldest else "lt"
+    return qs.filter(Q(**{f"created_at__{op}": at}) | Q(created_at=at, **{f"id__{op}": pk}))
+
+
+def _query(request: HttpRequest, **changes) -> str:
+    params = request.GET.copy()
+    for key, value in changes.items():
+        params.pop(key, None)
+        if value is not None:
+            params[key] = value
+    return params.urlencode()
+
+
+def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
+    form, qs = _selection(request, scope)
+    if cursor := request.GET.get("after", ""):
+        qs = _after(qs, cursor, oldest=form.cleaned_data.get("order") == "oldest")
+    rows = list(qs[: PAGE_SIZE + 1])
+    page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    context = {
+        "scope": scope,
+        "other": TEAM if scope is MINE else MINE,
+        "form": form,
+        "ignored": form.ignored(),
+        "generations": page,
+        "next_query": _query(request, after=_cursor(page[-1])) if more else "",
+        "filter_query": _query(request, after=None),
+        "filtered": any(v for k, v in request.GET.items() if k not in ("after", "order")),
+        "first_page": not cursor,
+    }
+    template = "generations/gallery.html"
+    if request.htmx and cursor:
+        template += "#gallery-page"  # the next cards and the next sentinel, nothing else
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+def my_generations(request: HtmxHttpRequest) -> HttpResponse:
+    return _gallery(request, MINE)
+
+
+@require_GET
+def team_gallery(request: HtmxHttpRequest) -> HttpResponse:
+    return _gallery(request, TEAM)
+
+
+# ---------------------------------------------------------------------------------------
+# One generation
+
+
+def _visible(request: HttpRequest, public_id) -> Generation:
+    """The generation if this user may see it; else 404, so private work isn't confirmed."""
+    qs = Generation.objects.visible_to(request.user).for_cards(request.user)
+    try:
+        return qs.get(public_id=public_id)
+    except Generation.DoesNotExist:
+        raise Http404("No such generation") from None
+
+
+def _may_manage(request: HttpRequest, gen: Generation) -> bool:
+    return request.user.is_staff or gen.owner_id == request.user.pk
+
+
+def _price_for(gen: Generation) -> Price | None:
+    return Price.objects.filter(
+        model_name=gen.model_name, mode=gen.mode, duration=gen.duration
+    ).first()
+
+
+def _span(delta: timedelta) -> str:
+    """'1 h 02 min', '3 min 07 s', '42 s': timesince only counts whole minutes."""
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+@require_GET
+def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
+    gen = _visible(request, public_id)
+    timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
+    timings.append(("Finished" if gen.status == Status.SUCCEEDED else "Ended", gen.finished_at))
+    context = {
+        "generation": gen,
+        "price": _price_for(gen),
+        "can_manage": _may_manage(request, gen),
+        "timings": [(label, at) for label, at in timings if at],
+        "queued_for": _span(gen.submitted_at - gen.created_at) if gen.submitted_at else "",
+        "generating_for": (
+            _span(gen.finished_at - gen.submitted_at)
+            if gen.submitted_at and gen.finished_at
+            else ""
+        ),
+        "elapsed": _span(gen.elapsed),
+    }
+    return render(request, "generations/generation_detail.html", context)
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    nxt = request.POST.get("next", "")
+    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return nxt
+    return default
+
+
+@require_POST
+def generation_favourite(request: HtmxHttpRequest, public_id) -> HttpResponse:
+    """Star (`on=1`) or unstar (`on=0`) for this member. Idempotent: a double click or a
+    resent form ends in the state the member asked for."""
+    gen = _visible(request, public_id)
+    if request.POST.get("on") == "1":
+        Favourite.objects.get_or_create(user=request.user, generation=gen)
+        gen.is_favourite = True
+    else:
+        Favourite.objects.filter(user=request.user, generation=gen).delete()
+        gen.is_favourite = False
+    nxt = _next_url(request, reverse("generation-detail", args=[gen.public_id]))
+    if request.htmx:
+        return render(
+            request, "generations/_favourite_button.html", {"generation": gen, "next": nxt}
+        )
+    return redirect(nxt)
+
+
+def _delete_files(names: list[str]) -> None:
+    """Remove stored files no other row still uses (seed_demo shares one clip among many)."""
+    for name in names:
+        in_use = Generation.objects.filter(Q(video=name) | Q(poster=name)).exists()
+        if not in_use and default_storage.exists(name):
+            default_storage.delete(name)
+
+
+@require_http_methods(["GET", "POST"])
+def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
+    """GET: a confirm page (for browsers without JS). POST: delete the row and its files.
+    With htmx the detail page's button asks with hx-confirm and POSTs here directly."""
+    gen = _visible(request, public_id)
+    if not _may_manage(request, gen):
+        raise Http404("No such generation")
+    detail = reverse("generation-detail", args=[gen.public_id])
+    if not gen.is_terminal:
+        # A worker may be writing this row or its files right now: stop it first.
+        messages.error(request, "This job is still running: cancel it first, then delete it.")
+        return HttpResponseClientRedirect(detail) if request.htmx else redirect(detail)
+    if request.method == "GET":
+        return render(request, "generations/generation_confirm_delete.html", {"generation": gen})
+    names = [f.name for f in (gen.video, gen.poster) if f]
+    with transaction.atomic():
+        Generation.objects.filter(pk=gen.pk).delete()
+        transaction.on_commit(lambda: _delete_files(names))
+    messages.success(request, "Deleted.")
+    mine = reverse("my-generations")
+    return HttpResponseClientRedirect(mine) if request.htmx else redirect(mine)
+
+
+# ---------------------------------------------------------------------------------------
+# A filtered selection as one zip, streamed
+
+
+MANIFEST_FIELDS = [
+    "file",
+    "id",
+    "prompt",
+    "negative_prompt",
+    "model_name",
+    "mode",
+    "duration",
+    "aspect_ratio",
+    "cfg_scale",
+    "camera_control",
+    "visibility",
+    "member",
+    "created_at",
+    "submitted_at",
+    "finished_at",
+    "video_seconds",
+    "units",
+    "estimated_usd",
+    "task_id",
+    "external_task_id",
+]
+
+
+class _Sink:
+    """A write-only stream zipfile writes into; the generator hands out what accumulated.
+    zipfile sees no tell()/seek(), so it writes data descriptors instead of seeking back."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _iso(at: datetime | None) -> str:
+    return timezone.localtime(at).isoformat() if at else ""
+
+
+def _manifest_row(gen: Generation, name: str, prices: dict) -> dict:
+    price = prices.get((gen.model_name, gen.mode, gen.duration))
+    units = gen.units if gen.units is not None else (price.units if price else None)
+    return {
+        "file": name,
+        "id": str(gen.public_id),
+        "prompt": gen.prompt,
+        "negative_prompt": gen.negative_prompt,
+        "model_name": gen.model_name,
+        "mode": gen.mode,
+        "duration": gen.duration,
+        "aspect_ratio": gen.aspect_ratio,
+        "cfg_scale": gen.cfg_scale,
+        "camera_control": gen.camera_control,
+        "visibility": gen.visibility,
+        "member": gen.owner.get_username(),
+        "created_at": _iso(gen.created_at),
+        "submitted_at": _iso(gen.submitted_at),
+        "finished_at": _iso(gen.finished_at),
+        "video_seconds": gen.video_duration,
+        "units": str(units) if units is not None else None,
+        "estimated_usd": str(price.usd) if price else None,
+        "task_id": gen.task_id,
+        "external_task_id": gen.external_task_id,
+    }
+
+
+def _zip_name(gen: Generation) -> str:
+    stamp = timezone.localtime(gen.created_at).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{slugify(gen.prompt)[:40].strip('-') or 'clip'}-{gen.public_id.hex[:8]}.mp4"
+
+
+def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
+    sink = _Sink()
+    prices: dict[tuple[str, str, str], Price] = {
+        (p.model_name, p.mode, p.duration): p for p in Price.objects.all()
+    }
+    rows: list[dict] = []
+    with zipfile.ZipFile(sink, "w") as zf:
+        for gen in qs.iterator(chunk_size=200):
+            if not default_storage.exists(gen.video.name):
+                continue
+            name = _zip_name(gen)
+            info = zipfile.ZipInfo(name, timezone.localtime(gen.created_at).timetuple()[:6])
+            info.compress_type = zipfile.ZIP_STORED  # mp4 is already compressed
+            with default_storage.open(gen.video.name, "rb") as src, zf.open(info, "w") as dest:
+                while chunk := src.read(CHUNK):
+                    dest.write(chunk)
+                    yield sink.drain()
+            rows.append(_manifest_row(gen, name, prices))
+            yield sink.drain()
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            camera = row["camera_control"]
+            writer.writerow({**row, "camera_control": json.dumps(camera) if camera else ""})
+        zf.writestr("manifest.csv", text.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(
+            "manifest.json",
+            json.dumps(rows, indent=2, ensure_ascii=False, default=_json_default),
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+    yield sink.drain()
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _download(request: HttpRequest, scope: Scope) -> HttpResponse:
+    _form, qs = _selection(request, scope)
+    # Only finished clips with a stored file; the selection already holds only what the
+    # member may see (their own, or clips shared with the team).
+    qs = qs.filter(status=Status.SUCCEEDED).exclude(video="")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(_zip_stream(qs), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="kling-{scope.name}-{stamp}.zip"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def my_generations_zip(request: HttpRequest) -> HttpResponse:
+    return _download(request, MINE)
+
+
+@require_GET
+def gallery_zip(request: HttpRequest) -> HttpResponse:
+    return _download(request, TEAM)
