@@ -11,12 +11,14 @@ States: queued → submitting → submitted → processing → succeeded | faile
 """
 
 import logging
+import os
 import random
+import socket
 import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -43,29 +45,74 @@ from .models import IN_FLIGHT, ApiKey, Generation, Status, WorkerLease
 
 log = logging.getLogger(__name__)
 
-# A submit claim outlives the client's worst case (connect + write + read timeouts, twice for
-# a look-up then a create); after it a crashed submit is re-driven.
-SUBMIT_LEASE = timedelta(seconds=150)
-# A download of the largest allowed clip on a slow link.
-ARCHIVE_LEASE = timedelta(minutes=10)
+# Durations below are in seconds of real time and divided by settings.KLING_LIFECYCLE_SPEED
+# (1 in production; the fault tests run a 20x simulator and shrink them alike).
+
+# A submit claim outlives the client's usual worst case (a look-up then a create, each with
+# 5 s connect and 30 s read timeouts); after it a crashed submit is re-driven. A submit that
+# still overruns it is safe too: the re-drive looks up before creating, and a create with an
+# external_task_id that exists is refused as a duplicate and adopted.
+SUBMIT_LEASE = 150.0
+# A download of the largest allowed clip on a slow link; equal to Q_CLUSTER's timeout, which
+# kills a task that runs longer.
+ARCHIVE_LEASE = 600.0
 # Kling's long tail runs past 10 minutes; ComfyUI needed about 68. Past this a task is read
 # once more and then called lost.
-LOST_AFTER = timedelta(minutes=70)
-# Poll delays after submit, in seconds: quick at first (5 s clips take 1-2 minutes), then
-# backing off; the last value repeats.
-POLL_SCHEDULE = (5, 5, 5, 10, 10, 10, 15, 15, 20, 30, 30, 45, 60)
+LOST_AFTER = 70 * 60.0
+# When even that last read cannot reach CometAPI, keep trying this long before giving up.
+LOST_GRACE = 15 * 60.0
+# Kling may take a moment to list a new task; a task unknown this long after submit is gone.
+NOT_FOUND_AFTER = 10 * 60.0
+# A finished clip whose download keeps failing (CDN 5xx, network) is retried this long.
+ARCHIVE_GIVE_UP = 24 * 3600.0
+# Poll delays after submit when polling is how we learn of progress: quick at first (the
+# simulator's clips take 12 s, Kling's 1-2 minutes with a long tail), then at most 10 s
+# apart through the first five minutes, where nearly every task ends, so a finished task
+# waits 5 s on average for its read; then backing off. The last value repeats.
+POLL_SCHEDULE = (5, 5, 5, 5, 5, 5) + (10,) * 27 + (20,) * 15 + (30, 45, 60)
+# With callbacks (SITE_URL set) Kling pushes every change and polling only reconciles a lost
+# push: a terminal push costs one confirming read, and a lost one is noticed within a minute.
+RECONCILE_SCHEDULE = (60, 60, 60, 120)
+# A queued job waiting for a key or a slot looks again after this (a slot frees when a task
+# ends; the pump also dispatches every pass).
+WAIT_RECHECK = 5.0
+# Backoff of retryable create errors: 1302/1303 (rate and concurrency) wait a little and
+# never long, since a slot frees when any task ends; outages back off further.
+RATE_LIMIT_BACKOFF = (2.0, 60.0)  # (base, cap)
+OUTAGE_BACKOFF = (4.0, 300.0)
 POLL_CONCURRENCY = 8  # parallel reads per pass: bounded so a backlog can't open 500 sockets
-PUMP_LEASE = timedelta(seconds=60)  # > PUMP_RUN_FOR + one slow pass
+POLL_BATCH = 200  # rows read per pass
+# The pump holds a lease it renews every pass; a pump that dies stops renewing and another
+# takes over when it runs out (at once, when the dead holder was on this machine).
+PUMP_LEASE = timedelta(seconds=30)
 # Seconds a pump task runs before handing over to a fresh one: short, because a stopping
 # cluster waits for its running tasks.
 PUMP_RUN_FOR = 10.0
-PUMP_IDLE_SLEEP = 1.0  # between passes while work is in flight: the poll/dispatch latency
+PUMP_IDLE_SLEEP = 0.5  # between passes that found nothing due: the poll/dispatch latency
+# Work done per pass before the pump looks at everything else again, so a burst of 500 new
+# jobs or finished clips can't hold up polling.
+DISPATCH_PER_PASS = 50
+ARCHIVE_BUDGET = 2.0  # seconds of inline archiving per pass
 
 RANK = {"submitted": 1, "processing": 2, "succeed": 3, "failed": 3}
+# Rows that hold (or may hold) a concurrency slot on their key upstream: being submitted, in
+# flight and not yet seen finished, or back in our queue after a create whose outcome is
+# unknown (the task may exist and run). Rows being archived don't: their task has ended.
+HOLDS_SLOT = (
+    Q(status__in=[Status.SUBMITTING, *IN_FLIGHT]) & ~Q(remote_status__in=["succeed", "failed"])
+) | Q(status=Status.QUEUED, create_sent=True)
 
 
-def now():
+def now() -> datetime:
     return timezone.now()
+
+
+def speed() -> float:
+    return float(getattr(settings, "KLING_LIFECYCLE_SPEED", 1.0) or 1.0)
+
+
+def scaled(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds / speed())
 
 
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
@@ -74,7 +121,8 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
 
 
 def poll_delay(poll_count: int) -> timedelta:
-    return timedelta(seconds=POLL_SCHEDULE[min(poll_count, len(POLL_SCHEDULE) - 1)])
+    schedule = RECONCILE_SCHEDULE if settings.SITE_URL else POLL_SCHEDULE
+    return scaled(schedule[min(poll_count, len(schedule) - 1)])
 
 
 def client_for(key: ApiKey | None) -> CometAPIClient:
@@ -125,32 +173,37 @@ def cancel(gen: Generation) -> bool:
 # Submit
 
 
+def _busy_by_key(keys: Iterable[ApiKey], *, excluding: int | None = None) -> dict[int, int]:
+    """Slots each key holds or may hold upstream (see HOLDS_SLOT), in one query."""
+    rows = Generation.objects.filter(HOLDS_SLOT, api_key__in=list(keys))
+    if excluding is not None:
+        rows = rows.exclude(pk=excluding)
+    return dict(rows.order_by().values_list("api_key").annotate(n=Count("id")))
+
+
 def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     """A healthy key with a free concurrency slot, or None and why the job waits.
 
-    Called inside the claim's transaction with the keys locked, so two workers can't both
-    take a key's last slot.
+    Called inside the claim's transaction. The keys are locked first (FOR UPDATE on
+    PostgreSQL; SQLite's IMMEDIATE transaction already serialises writers) and counted after,
+    so the count sees every claim committed before ours: two workers can't both take a key's
+    last slot. PostgreSQL refuses FOR UPDATE with GROUP BY, hence two queries. The job's own
+    row is left out of the count: a job that may already hold a slot (a create whose answer
+    was lost) must be able to look its task up even when its key is full.
     """
-    # Lock the keys first (PostgreSQL refuses FOR UPDATE with GROUP BY), then count.
     keys = list(
         ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
     )
-    busy = dict(
-        Generation.objects.filter(
-            api_key__in=keys, status__in=[Status.SUBMITTING, *IN_FLIGHT]
-        )
-        .order_by()
-        .values_list("api_key")
-        .annotate(n=Count("id"))
-    )
+    busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
-    keys.sort(key=lambda k: (k.busy, k.pk))
+    keys.sort(key=lambda k: (k.busy - k.concurrency_limit, k.pk))  # most free slots first
     if gen.create_sent and gen.api_key_id:
-        # A create may already exist under this key's account: only this key can find it.
+        # A create may already exist under this key's account: only this key can find it,
+        # and a create on another account would be a second paid task.
         keys = [k for k in keys if k.pk == gen.api_key_id]
         if not keys:
-            return None, "Waiting for its API key to work again"
+            return None, "Waiting for its API key to work again (it may already be running)"
     if not keys:
         return None, "Waiting: no working CometAPI key (an admin needs to add or fix one)"
     for key in keys:
@@ -159,29 +212,34 @@ def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     return None, "Waiting for a free slot on the team's CometAPI keys"
 
 
+def _claimable(t: datetime) -> Q:
+    return Q(status=Status.QUEUED) | Q(status=Status.SUBMITTING, claimed_until__lt=t)
+
+
 def claim_for_submit(gen_id: int) -> Generation | None:
+    """Claim a queued row (or one whose submitting worker died) and bind it to a key with a
+    free slot. Returns the claimed row, or None if someone else has it or it must wait."""
     t = now()
     with transaction.atomic():
-        gen = (
-            Generation.objects.filter(pk=gen_id)
-            .filter(
-                Q(status=Status.QUEUED)
-                | Q(status=Status.SUBMITTING, claimed_until__lt=t)  # its worker died
-            )
-            .first()
-        )
+        gen = Generation.objects.filter(_claimable(t), pk=gen_id).first()
         if gen is None:
             return None
         key, why = _pick_key(gen)
+        # Conditional on the same claimable state: of two workers re-driving one expired
+        # claim, only the first moves claimed_until, so the second updates nothing.
+        same = Generation.objects.filter(_claimable(t), pk=gen.pk, status=gen.status)
         if key is None:
-            Generation.objects.filter(pk=gen.pk, status=gen.status).update(
-                status=Status.QUEUED, wait_reason=why, next_attempt_at=t + timedelta(seconds=5)
+            same.update(
+                status=Status.QUEUED,
+                claimed_until=None,
+                wait_reason=why,
+                next_attempt_at=t + scaled(WAIT_RECHECK),
             )
             return None
-        changed = Generation.objects.filter(pk=gen.pk, status=gen.status).update(
+        changed = same.update(
             status=Status.SUBMITTING,
             api_key=key,
-            claimed_until=t + SUBMIT_LEASE,
+            claimed_until=t + scaled(SUBMIT_LEASE),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
         )
@@ -195,29 +253,8 @@ def submit(gen_id: int) -> None:
     gen = claim_for_submit(gen_id)
     if gen is None:
         return
-    key = gen.api_key
     try:
-        with client_for(key) as client:
-            remote = None
-            if gen.create_sent:
-                # An earlier attempt may have created the task and lost the answer.
-                remote = client.find_by_external_id(gen.external_task_id)
-            if remote is None:
-                # Recorded before sending: if we crash mid-request, the next attempt looks
-                # first instead of paying for a second task.
-                Generation.objects.filter(pk=gen.pk).update(create_sent=True)
-                params = gen.api_params()
-                if url := callback_url(gen):
-                    params["callback_url"] = url
-                try:
-                    remote = client.create_text2video(params)
-                except RequestRejected as exc:
-                    if "external_task_id" not in exc.message:
-                        raise
-                    # Refused as a duplicate: it exists already, so adopt it.
-                    remote = client.find_by_external_id(gen.external_task_id)
-                    if remote is None:
-                        raise
+        remote = _find_or_create(gen)
     except CometAPIError as exc:
         _submit_failed(gen, exc)
         return
@@ -237,27 +274,65 @@ def submit(gen_id: int) -> None:
         apply_remote(gen, remote, confirmed=True)
 
 
+def _find_or_create(gen: Generation) -> RemoteTask:
+    """The task for this row: found if an earlier attempt may have created it, else created.
+    Never a second one: the create carries our external_task_id."""
+    with client_for(gen.api_key) as client:
+        # An earlier attempt may have created the task and lost the answer: look first.
+        found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
+        if found is not None:
+            log.info("generation %s: adopted task %s found by its id", gen.pk, found.task_id)
+            return found
+        # Recorded before sending: if we crash mid-request, the next attempt looks first
+        # instead of paying for a second task.
+        Generation.objects.filter(pk=gen.pk).update(create_sent=True)
+        params = gen.api_params()
+        if url := callback_url(gen):
+            params["callback_url"] = url
+        try:
+            return client.create_text2video(params)
+        except RequestRejected as exc:
+            if "external_task_id" not in exc.message:
+                raise
+            # Refused as a duplicate: it exists already, so adopt it.
+            if (found := client.find_by_external_id(gen.external_task_id)) is None:
+                raise
+            return found
+
+
+def _refused_outright(exc: CometAPIError) -> bool:
+    """CometAPI answered a definite no (a 4xx): the request created nothing. A 5xx, timeout
+    or dropped connection leaves the outcome unknown."""
+    return exc.http_status is not None and 400 <= exc.http_status < 500
+
+
 def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     t = now()
     base = Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING)
+    # `gen` is the row as claimed: create_sent there means an earlier attempt may have made
+    # the task under this key, so the job stays bound to it whatever happens now.
+    nothing_created = not gen.create_sent and _refused_outright(exc)
+    release = {"api_key": None, "create_sent": False} if nothing_created else {}
     if isinstance(exc, KeyRejected):
         mark_key_unhealthy(gen.api_key, exc)
-        # A refused key created nothing: the job may start afresh on another key.
         base.update(
             status=Status.QUEUED,
-            api_key=None,
-            create_sent=False,
             claimed_until=None,
             next_attempt_at=t,
-            wait_reason="Its API key was refused; trying another key",
+            wait_reason=(
+                "Its API key was refused; trying another key"
+                if nothing_created
+                else "Its API key was refused; waiting for it (the task may already exist)"
+            ),
+            **release,
         )
     elif exc.retryable:
-        delay = backoff(gen.submit_attempts, base=2.0 if isinstance(exc, RateLimited) else 4.0)
         base.update(
             status=Status.QUEUED,
             claimed_until=None,
-            next_attempt_at=t + timedelta(seconds=delay),
+            next_attempt_at=t + timedelta(seconds=_retry_delay(gen, exc)),
             wait_reason=f"CometAPI is busy ({exc.message[:80]}); retrying shortly",
+            **release,
         )
         log.warning("generation %s: retryable create error: %s", gen.pk, exc)
     else:
@@ -269,6 +344,12 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             error_message=member_message(exc),
         )
         log.info("generation %s refused: %s", gen.pk, exc)
+
+
+def _retry_delay(gen: Generation, exc: CometAPIError) -> float:
+    base, cap = RATE_LIMIT_BACKOFF if isinstance(exc, RateLimited) else OUTAGE_BACKOFF
+    delay = backoff(max(0, gen.submit_attempts - 1), base=base, cap=cap) / speed()
+    return max(delay, exc.retry_after or 0.0)
 
 
 def member_message(exc: CometAPIError) -> str:
@@ -304,7 +385,9 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
 
     `confirmed` is True when `remote` came from our own GET; a callback (unsigned, possibly
     replayed or forged past the token) may advance a job but never finish it: a terminal
-    callback asks for a confirming read instead. Returns True if the row changed.
+    callback asks for a confirming read instead. Returns True if the row changed. A
+    confirmed `succeed` leaves the row processing with the result URL recorded and due for
+    archiving; the caller archives it (or the pump does).
     """
     if remote.task_id and gen.task_id and remote.task_id != gen.task_id:
         log.warning("generation %s: remote task %s is not ours", gen.pk, remote.task_id)
@@ -365,8 +448,6 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
         claimed_until=None,
         **common,
     )
-    if changed:
-        enqueue("archive_generation", gen.pk)
     return bool(changed)
 
 
@@ -375,19 +456,28 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
 
 
 def poll(gen_id: int) -> None:
-    """Read one in-flight task and apply what CometAPI says."""
+    """Read one in-flight task, apply what CometAPI says, and if it has finished, archive it
+    here and now (the confirming read after a terminal callback: the fast path)."""
     gen = Generation.objects.select_related("api_key").filter(pk=gen_id).first()
-    if gen is None or gen.status not in IN_FLIGHT or gen.remote_status == "succeed":
+    if gen is None or gen.status not in IN_FLIGHT:
         return
-    _schedule_next_poll(gen)
-    _apply_read(gen, _read(gen))
+    if gen.remote_status != "succeed":
+        _schedule_next_polls([gen])
+        _apply_read(gen, _read(gen))
+    archive_result(gen_id)  # claims nothing unless the task succeeded
 
 
-def _schedule_next_poll(gen: Generation) -> None:
-    # Pushed out before reading: a crash mid-read delays the row, it doesn't lose it.
-    Generation.objects.filter(pk=gen.pk).update(
-        next_attempt_at=now() + poll_delay(gen.poll_count), poll_count=F("poll_count") + 1
-    )
+def _schedule_next_polls(gens: list[Generation]) -> None:
+    # Pushed out before reading: a crash mid-read delays the row, it doesn't lose it. One
+    # UPDATE per schedule step rather than per row.
+    t = now()
+    by_count: dict[int, list[int]] = {}
+    for gen in gens:
+        by_count.setdefault(gen.poll_count, []).append(gen.pk)
+    for count, ids in by_count.items():
+        Generation.objects.filter(pk__in=ids).update(
+            next_attempt_at=t + poll_delay(count), poll_count=F("poll_count") + 1
+        )
 
 
 def _read(gen: Generation) -> RemoteTask | CometAPIError:
@@ -400,25 +490,36 @@ def _read(gen: Generation) -> RemoteTask | CometAPIError:
 
 
 def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
-    t = now()
-    age = t - (gen.submitted_at or gen.created_at)
-    lost = age > LOST_AFTER
+    age = now() - (gen.submitted_at or gen.created_at)
+    lost = age > scaled(LOST_AFTER)
+    if isinstance(result, RemoteTask):
+        if result.status != gen.remote_status or result.is_terminal:
+            apply_remote(gen, result, confirmed=True)
+        if lost and not result.is_terminal:
+            _fail(gen, "lost", "No result from Kling after 70 minutes (lost upstream).")
+        return
     if isinstance(result, TaskNotFound):
         # Kling may take a moment to list a new task; after minutes it is gone for good.
-        if age > timedelta(minutes=10):
+        if age > scaled(NOT_FOUND_AFTER):
             _fail(gen, "lost", "CometAPI no longer knows this task (lost upstream).")
         else:
             log.warning("generation %s: task not found yet: %s", gen.pk, result)
-    elif isinstance(result, KeyRejected):
+        return
+    log.warning("generation %s: poll failed: %s", gen.pk, result)
+    if isinstance(result, KeyRejected):
+        # Only this key can read the task: the row waits for an admin to fix it, and the
+        # lost rule below still ends it if that takes too long.
         mark_key_unhealthy(gen.api_key, result)
-    elif isinstance(result, CometAPIError):
-        log.warning("generation %s: poll failed: %s", gen.pk, result)
-        if not result.retryable:
-            _fail(gen, str(result.code or result.http_status or ""), member_message(result))
-    else:
-        apply_remote(gen, result, confirmed=True)
-        if lost and not result.is_terminal:
-            _fail(gen, "lost", "No result from Kling after 70 minutes (lost upstream).")
+    elif not result.retryable:
+        _fail(gen, str(result.code or result.http_status or ""), member_message(result))
+        return
+    if age > scaled(LOST_AFTER + LOST_GRACE):
+        _fail(
+            gen,
+            "lost",
+            f"No result from Kling after 70 minutes, and CometAPI could not be read "
+            f"({result.message[:120]}) (lost upstream).",
+        )
 
 
 def _fail(gen: Generation, code: str, message: str) -> None:
@@ -431,21 +532,26 @@ def _fail(gen: Generation, code: str, message: str) -> None:
     )
 
 
-def poll_due(limit: int = 200) -> int:
+def poll_due(limit: int = POLL_BATCH) -> int:
     """One pass over the in-flight rows whose poll is due: reads run concurrently (bounded),
-    database writes stay on this thread."""
+    database writes stay on this thread. Tasks found finished are handed to the workers for
+    archiving (the pump archives some itself too)."""
     due = list(
         Generation.objects.select_related("api_key")
-        .filter(status__in=IN_FLIGHT, next_attempt_at__lte=now())
+        .filter(status__in=IN_FLIGHT)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now()))
         .exclude(remote_status="succeed")
         .order_by("next_attempt_at")[:limit]
     )
-    for gen in due:
-        _schedule_next_poll(gen)
+    if not due:
+        return 0
+    _schedule_next_polls(due)
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
         results = list(pool.map(_read, due))
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
+        if isinstance(result, RemoteTask) and result.status == "succeed":
+            enqueue("archive_generation", gen.pk)
     return len(due)
 
 
@@ -453,18 +559,22 @@ def poll_due(limit: int = 200) -> int:
 # Archive
 
 
-def archive_result(gen_id: int) -> None:
-    """Copy the finished clip into our storage, make a poster, then mark it succeeded."""
+def archive_result(gen_id: int) -> bool:
+    """Copy the finished clip into our storage, make a poster, then mark it succeeded.
+    Returns False if there was nothing to claim (not finished, or another worker has it)."""
     t = now()
     claimed = Generation.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=t),
         pk=gen_id,
         status__in=IN_FLIGHT,
         remote_status="succeed",
-    ).update(claimed_until=t + ARCHIVE_LEASE)
+    ).update(claimed_until=t + scaled(ARCHIVE_LEASE))
     if claimed != 1:
-        return
+        return False
     gen = Generation.objects.select_related("api_key").get(pk=gen_id)
+    if not gen.remote_video_url:
+        _fail(gen, "no_video", "Kling reported success but sent no video.")
+        return True
     with tempfile.TemporaryDirectory(prefix="kling-archive-") as tmp:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
@@ -473,18 +583,11 @@ def archive_result(gen_id: int) -> None:
             duration = archive.probe_duration(video_path)
             archive.extract_poster(video_path, poster_path)
         except CometAPIError as exc:
-            if exc.retryable:
-                Generation.objects.filter(pk=gen.pk).update(
-                    claimed_until=None,
-                    next_attempt_at=t + timedelta(seconds=backoff(gen.poll_count)),
-                )
-                log.warning("generation %s: download will be retried: %s", gen.pk, exc)
-            else:
-                _fail(gen, "download", member_message(exc))
-            return
+            _archive_failed(gen, exc)
+            return True
         except archive.ArchiveError as exc:
             _fail(gen, "download", f"The clip from Kling could not be read: {exc}")
-            return
+            return True
         name = f"{gen.public_id}"
         with video_path.open("rb") as v, poster_path.open("rb") as p:
             gen.video.save(f"{name}.mp4", File(v), save=False)
@@ -504,6 +607,25 @@ def archive_result(gen_id: int) -> None:
         gen.poster.delete(save=False)
     else:
         log.info("generation %s finished and stored", gen.pk)
+    return True
+
+
+def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
+    """A download that failed: retried with backoff while it may work (the URL lives 30
+    days), failed at once when the URL has expired or the file is refused (size, type)."""
+    t = now()
+    # Backoff grows with the time since the task finished upstream (no attempt counter is
+    # needed): about a quarter of it, so retries come at roughly geometric intervals.
+    finished_ms = gen.remote_updated_at_ms or int(t.timestamp() * 1000)
+    since = max(0.0, t.timestamp() - finished_ms / 1000)
+    if not exc.retryable or since > ARCHIVE_GIVE_UP / speed():
+        _fail(gen, "download", member_message(exc))
+        return
+    delay = min(300.0, max(2.0, since / 4)) * random.uniform(0.5, 1.0) / speed()
+    Generation.objects.filter(pk=gen.pk).update(
+        claimed_until=None, next_attempt_at=t + timedelta(seconds=delay)
+    )
+    log.warning("generation %s: download will be retried in %.0f s: %s", gen.pk, delay, exc)
 
 
 # ---------------------------------------------------------------------------------------
@@ -533,82 +655,156 @@ def queue_positions() -> dict[int, int]:
 
 
 def free_slots() -> int:
-    keys = ApiKey.objects.filter(is_active=True, is_healthy=True).annotate(
-        busy=Count("generation", filter=Q(generation__status__in=[Status.SUBMITTING, *IN_FLIGHT]))
-    )
-    return sum(max(0, k.concurrency_limit - k.busy) for k in keys)
+    keys = list(ApiKey.objects.filter(is_active=True, is_healthy=True))
+    busy = _busy_by_key(keys)
+    return sum(max(0, k.concurrency_limit - busy.get(k.pk, 0)) for k in keys)
 
 
-def dispatch() -> int:
-    """Submit due queued jobs, fairly, as far as the keys have free slots."""
+def dispatch(limit: int | None = None) -> int:
+    """Submit due queued jobs, fairly, as far as the keys have free slots. Returns how many
+    submits were tried."""
     t = now()
     # A submit whose worker died mid-request goes first: it may already be paid for.
-    for gen_id in Generation.objects.filter(
-        status=Status.SUBMITTING, claimed_until__lt=t
-    ).values_list("pk", flat=True)[:50]:
+    stale = list(
+        Generation.objects.filter(status=Status.SUBMITTING, claimed_until__lt=t).values_list(
+            "pk", flat=True
+        )[: limit or 50]
+    )
+    for gen_id in stale:
         submit(gen_id)
     slots = free_slots()
+    if limit is not None:
+        slots = min(slots, limit)
     if slots <= 0:
-        return 0
-    due = (
+        return len(stale)
+    due = list(
         fair_queue()
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=t))
         .values_list("pk", flat=True)[:slots]
     )
     for gen_id in due:
         submit(gen_id)
-    return len(due)
+    return len(stale) + len(due)
 
 
-def _due_archives(t) -> Iterable[int]:
+def _due_archives(t: datetime) -> Iterable[int]:
     return (
         Generation.objects.filter(status__in=IN_FLIGHT, remote_status="succeed")
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=t))
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=t))
+        .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:50]
     )
 
 
-def pump_pass() -> bool:
-    """One pass. Returns True while any job is still unfinished."""
-    t = now()
-    dispatch()
-    for gen_id in _due_archives(t):
-        archive_result(gen_id)
-    poll_due()
+def archive_due(budget: float = ARCHIVE_BUDGET) -> int:
+    """Archive finished clips inline for up to `budget` seconds; archive tasks run the same
+    rows on the other workers, and the claim keeps each row to one of them."""
+    deadline = time.monotonic() + budget
+    done = 0
+    for gen_id in _due_archives(now()):
+        if time.monotonic() > deadline:
+            break
+        done += archive_result(gen_id)
+    return done
+
+
+def has_unfinished_work() -> bool:
     return Generation.objects.filter(
         status__in=[Status.QUEUED, Status.SUBMITTING, *IN_FLIGHT]
     ).exists()
 
 
+def pump_pass() -> int:
+    """One pass over everything due. Returns how much it did (0: nothing was due)."""
+    done = dispatch(limit=DISPATCH_PER_PASS)
+    done += poll_due()
+    done += archive_due()
+    return done
+
+
+# -- the pump's lease: one pump at a time, replaced when it dies
+
+
+def lease_holder() -> str:
+    """Who holds a lease: this machine and process, so a dead holder here is recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def _is_dead_local(holder: str) -> bool:
+    """True if `holder` was a process on this machine that no longer runs."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+    return state in ("Z", "X")  # killed, not yet reaped by its parent
+
+
 def take_lease(name: str, duration: timedelta) -> bool:
     t = now()
-    WorkerLease.objects.get_or_create(name=name, defaults={"held_until": t - timedelta(1)})
+    lease, _ = WorkerLease.objects.get_or_create(
+        name=name, defaults={"held_until": t - timedelta(seconds=1)}
+    )
+    me = lease_holder()
+    free = Q(held_until__lt=t) | Q(holder=me)
+    if lease.holder and _is_dead_local(lease.holder):
+        # Its process is gone (a SIGKILLed cluster): no need to wait for the lease to end.
+        free |= Q(holder=lease.holder)
+    taken = WorkerLease.objects.filter(free, name=name).update(held_until=t + duration, holder=me)
+    return taken == 1
+
+
+def renew_lease(name: str, duration: timedelta) -> bool:
+    """Extend a lease we hold; False if it ran out and another process took it."""
     return (
-        WorkerLease.objects.filter(name=name, held_until__lt=t).update(held_until=t + duration) == 1
+        WorkerLease.objects.filter(name=name, holder=lease_holder()).update(
+            held_until=now() + duration
+        )
+        == 1
     )
 
 
 def release_lease(name: str) -> None:
-    WorkerLease.objects.filter(name=name).update(held_until=now() - timedelta(seconds=1))
+    WorkerLease.objects.filter(name=name, holder=lease_holder()).update(
+        held_until=now() - timedelta(seconds=1)
+    )
+
+
+def pump_is_running() -> bool:
+    return WorkerLease.objects.filter(name="pump", held_until__gte=now()).exists()
 
 
 def run_pump(run_for: float = PUMP_RUN_FOR) -> bool:
     """Drive due work for up to `run_for` seconds, then hand over.
 
-    One pump runs at a time (a lease, so a crashed one is replaced when it runs out). It
-    sleeps between passes, not per generation. Returns True if work remains, so the caller
-    enqueues the next pump; the one-minute schedule restarts the chain if it ever breaks.
+    One pump runs at a time (a lease renewed every pass, so a crashed one is replaced when
+    it runs out). It sleeps between passes that found nothing due, never per generation.
+    Returns True if work remains, so the caller enqueues the next pump; the one-minute
+    schedule restarts the chain if it ever breaks.
     """
     if not take_lease("pump", PUMP_LEASE):
         return False
     deadline = time.monotonic() + run_for
-    busy = True
     try:
-        while busy and time.monotonic() < deadline:
-            busy = pump_pass()
-            if busy:
+        while time.monotonic() < deadline:
+            did = pump_pass()
+            if not renew_lease("pump", PUMP_LEASE):
+                return False  # another pump took over
+            if not did:
+                if not has_unfinished_work():
+                    break
                 time.sleep(PUMP_IDLE_SLEEP)
     finally:
         release_lease("pump")
-    return busy
+    # Checked after the release: a job committed while we were deciding to stop either is
+    # seen here, or its submit task found the pump stopped and started one (see tasks.py).
+    return has_unfinished_work()

@@ -1,4 +1,8 @@
-"""django-q2 entry points: thin, taking primary keys, delegating to lifecycle."""
+"""django-q2 entry points: thin, taking primary keys, delegating to lifecycle.
+
+Each may run twice (ORM broker) or never (Redis broker): lifecycle's claims make a second
+run a no-op, and the pump re-drives whatever a lost task left behind.
+"""
 
 from django_q.tasks import async_task
 
@@ -7,8 +11,14 @@ from . import lifecycle
 
 def submit_generation(gen_id: int) -> None:
     """Enqueued when a member submits. It dispatches the fair queue rather than just this
-    row, so a new job never jumps ahead of jobs already waiting for a slot."""
+    row, so a new job never jumps ahead of jobs already waiting for a slot. While a pump
+    runs it dispatches within a second anyway, so this task stays out of its way (500 jobs
+    submitted at once are 500 of these); otherwise it dispatches and starts the pump, which
+    polls the job from then on."""
+    if lifecycle.pump_is_running():
+        return
     lifecycle.dispatch()
+    start_pump()
 
 
 def poll_generation(gen_id: int) -> None:
@@ -22,4 +32,8 @@ def archive_generation(gen_id: int) -> None:
 def pump() -> None:
     """Run the pump; while work remains, hand over to a fresh pump task (a chain)."""
     if lifecycle.run_pump():
-        async_task("generations.tasks.pump")
+        start_pump()
+
+
+def start_pump() -> None:
+    async_task("generations.tasks.pump")

@@ -168,7 +168,9 @@ def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
     """Kling's push. Unsigned, so the URL carries a per-generation token; answered fast, and
     a terminal state is only trusted after our own confirming read (see apply_remote)."""
     gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
-    if gen is None or not secrets.compare_digest(gen.callback_token, token):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
+    # may carry anything.
+    if gen is None or not secrets.compare_digest(gen.callback_token.encode(), token.encode()):
         return JsonResponse({"error": "unknown callback"}, status=404)
     if len(request.body) > 256 * 1024:
         return JsonResponse({"error": "body too large"}, status=413)

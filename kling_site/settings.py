@@ -169,19 +169,26 @@ if Q_BROKER == "redis" and not REDIS_URL:
 Q_CLUSTER = {
     "name": "kling",
     "workers": env_int("Q_WORKERS", 2),
-    # A task is a bounded step (one create, one poll pass, one download): 10 minutes is far
-    # above the slowest (a 200 MB download at 1 MB/s), and a stuck one is killed.
+    # A task is a bounded step (a dispatch, a pump run of ~10 s, one poll, one download and
+    # poster): 10 minutes is far above the slowest (a 200 MB download at 1 MB/s), and a stuck
+    # one is killed. Equal to lifecycle.ARCHIVE_LEASE, so a killed download's row is free
+    # again when its worker is gone.
     "timeout": 600,
     # The ORM broker re-delivers a task whose lease ran out: the lease must outlast the
-    # timeout plus time spent queued in a worker's memory, or healthy tasks run twice.
+    # timeout plus time spent queued in a worker's memory (at most queue_limit tasks, each
+    # short), or healthy tasks run twice. A second run is harmless (the rows are claimed)
+    # but wasted.
     "retry": 720,
+    # Prefetch little: a task waiting in a worker's memory is invisible to other workers and
+    # ages toward `retry`.
+    "queue_limit": 4,
     # Failures are handled by our own backoff on the row; django-q only re-runs a task whose
     # worker died. Two more tries, then the sweeper owns it (the default 0 retries forever).
     "max_attempts": 3,
     "catch_up": False,  # a missed minute of sweeping needs one sweep, not a backlog
     "save_limit": 500,
     "ack_failures": True,
-    "poll": 0.2,
+    "poll": 0.2,  # how often an idle ORM-broker worker looks for tasks: the latency floor
     "label": "Task queue",
     "sync": env_bool("Q_SYNC", False),
 }
@@ -189,6 +196,10 @@ if Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     Q_CLUSTER["redis"] = REDIS_URL
+# Divides the lifecycle's leases, backoffs and poll delays (generations/lifecycle.py). 1 in
+# production; the fault tests run a 20x simulator and raise it alike, so a killed worker's
+# claims run out in seconds rather than minutes.
+KLING_LIFECYCLE_SPEED = float(env_str("KLING_LIFECYCLE_SPEED", "1") or 1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
