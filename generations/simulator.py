@@ -461,6 +461,9 @@ class Simulator:
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
         self._requests = {"create": 0, "read": 0, "list": 0, "download": 0}
+        # Per key_id(): creates refused with 1303, and the most tasks ever running at once.
+        self._concurrency_refusals: dict[str, int] = {}
+        self._peak_active: dict[str, int] = {}
         self._events: list[tuple[float, int, str, str]] = []  # (due, seq, task_id, status)
         self._event_seq = 0
         self._callbacks_sent: list[tuple[str, dict[str, Any]]] = []
@@ -610,6 +613,8 @@ class Simulator:
                 "callbacks_sent": len(self._callbacks_sent),
                 "requests": dict(self._requests),
                 "active": active,  # tasks holding a concurrency slot, per key_id()
+                "peak_active": dict(self._peak_active),
+                "concurrency_refusals": dict(self._concurrency_refusals),  # 1303s, per key_id()
                 "faults": {
                     "fault_5xx": self._fault_5xx,
                     "lost_create": self._lost_create,
@@ -739,10 +744,15 @@ class Simulator:
                 raise ApiError(
                     400, 1201, f"external_task_id {external!r} is a duplicate: it already exists"
                 )
-            if self._concurrency is not None:
-                running = sum(1 for t in self._tasks.values() if t.key == key and t.active)
-                if running >= self._concurrency:
-                    raise ApiError(429, 1303, "too many concurrent tasks for this account")
+            running = sum(1 for t in self._tasks.values() if t.key == key and t.active)
+            if self._concurrency is not None and running >= self._concurrency:
+                fingerprint = key_id(key)
+                self._concurrency_refusals[fingerprint] = (
+                    self._concurrency_refusals.get(fingerprint, 0) + 1
+                )
+                raise ApiError(429, 1303, "too many concurrent tasks for this account")
+            peak = self._peak_active.get(key_id(key), 0)
+            self._peak_active[key_id(key)] = max(peak, running + 1)
             task = self._store(key, body, params, prompt)
             # Lost answer: the task exists and runs (and is paid for), the client sees a 5xx.
             lost = self._draw_fault(self._lost_create)

@@ -1,7 +1,8 @@
 """A real django-q2 cluster in a subprocess, sharing the test database file.
 
-Used by the end-to-end and browser tests: the web side runs in pytest (test client or
-live_server), the cluster runs exactly as `make run` starts it.
+Used by the end-to-end, fault and browser tests: the web side runs in pytest (test client or
+live_server), the cluster runs exactly as `make run` starts it, and the fault tests kill it
+with SIGKILL and start it again.
 """
 
 import os
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -28,8 +29,92 @@ def database_url() -> str:
     return f"postgres://{user}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@contextmanager
-def running_cluster(*, cometapi_base_url: str, site_url: str = "", workers: int = 2):
+class Cluster:
+    """One `manage.py qcluster` process group; every start appends to one log file."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this call)
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() reaches every worker
+        )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: the main process and its workers die mid-step, as in
+        a power cut or an OOM kill. Nothing gets to clean up."""
+        assert self.proc is not None
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def restart_after_kill(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        """SIGTERM to the main qcluster process (not its group) stops its workers cleanly;
+        SIGINT may be ignored when the suite runs from a background shell."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def pids(self) -> list[int]:
+        """The main process and every descendant (its workers, monitor, pusher)."""
+        if self.proc is None:
+            return []
+        return process_tree(self.proc.pid)
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def close(self) -> None:
+        self.log.close()
+        if os.environ.get("KLING_TEST_SHOW_CLUSTER_LOG"):
+            print(Path(self.log.name).read_text(errors="replace"))
+        os.unlink(self.log.name)
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cluster_env(
+    *, cometapi_base_url: str, site_url: str = "", workers: int = 2, **extra: str
+) -> dict[str, str]:
     env = os.environ.copy()
     env.update(
         DJANGO_SETTINGS_MODULE="kling_site.settings",
@@ -41,30 +126,25 @@ def running_cluster(*, cometapi_base_url: str, site_url: str = "", workers: int 
         Q_WORKERS=str(workers),
         PYTHONUNBUFFERED="1",
     )
-    log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this block)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_cluster(*, cometapi_base_url: str, site_url: str = "", workers: int = 2, **extra: str):
+    """A started cluster, stopped on exit. `extra` are more environment variables (e.g.
+    KLING_LIFECYCLE_SPEED). Yields the Cluster (kill/restart it in fault tests)."""
+    cluster = Cluster(
+        cluster_env(
+            cometapi_base_url=cometapi_base_url, site_url=site_url, workers=workers, **extra
+        )
     )
+    cluster.start()
     try:
-        yield proc
+        yield cluster
     finally:
-        # SIGTERM to the main qcluster process (not its group) stops its workers cleanly;
-        # SIGINT may be ignored when the suite runs from a background shell.
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-        if os.environ.get("KLING_TEST_SHOW_CLUSTER_LOG"):
-            print(Path(log.name).read_text())
-        os.unlink(log.name)
+        cluster.stop()
+        cluster.close()
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

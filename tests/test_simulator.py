@@ -350,6 +350,11 @@ def test_it_limits_running_tasks_per_key(sim: Simulator, http: httpx.Client) -> 
     sim.set_faults(concurrency=None)
     assert create(http, external_task_id="c-4").status_code == 200
     assert sim.create_count() == 4
+    # Refusals and peaks are reported per key fingerprint, for the fault tests.
+    state = sim.state()
+    assert state["concurrency_refusals"] == {key_id("sk-test"): 1}
+    assert state["peak_active"][key_id("sk-test")] >= 1
+    assert state["peak_active"][key_id("sk-second-key")] == 1
 
 
 def test_fault_5xx_answers_kling_and_gateway_errors(sim: Simulator, http: httpx.Client) -> None:
