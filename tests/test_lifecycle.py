@@ -187,3 +187,161 @@ def test_cancel_in_flight_says_the_charge_stands(cometapi, alice):
     assert lifecycle.cancel(gen)
     gen.refresh_from_db()
     assert gen.status == Status.CANCELLED and "may still charge" in gen.error_message
+
+
+# -- slots, fairness and the lost rule
+
+
+def test_one_members_batch_does_not_starve_anothers_single_job(cometapi, alice, bob, api_key):
+    ApiKey.objects.filter(pk=api_key.pk).update(concurrency_limit=2)
+    batch = [queued(alice, prompt=f"[slow] batch {i}") for i in range(50)]
+    single = queued(bob, prompt="[slow] just one")
+    positions = lifecycle.queue_positions()
+    assert positions[batch[0].pk] == 1 and positions[single.pk] == 2
+    assert positions[batch[1].pk] == 3
+
+    lifecycle.dispatch()
+    single.refresh_from_db()
+    assert single.status == Status.SUBMITTED  # in the first two, not the 51st
+    assert Generation.objects.exclude(status=Status.QUEUED).count() == 2
+    assert cometapi.create_count() == 2
+
+
+def test_finished_tasks_free_their_slot_and_unknown_creates_hold_one(cometapi, alice, api_key):
+    ApiKey.objects.filter(pk=api_key.pk).update(concurrency_limit=2)
+    archiving = queued(alice)
+    Generation.objects.filter(pk=archiving.pk).update(
+        status=Status.PROCESSING, api_key=api_key, remote_status="succeed"
+    )
+    lost_answer = queued(alice)  # a create whose answer was lost: the task may be running
+    Generation.objects.filter(pk=lost_answer.pk).update(api_key=api_key, create_sent=True)
+    assert lifecycle.free_slots() == 1
+
+    fresh = queued(alice)
+    lifecycle.submit(fresh.pk)
+    fresh.refresh_from_db()
+    assert fresh.status == Status.SUBMITTED
+    # The key is full now, yet the lost create may still look its task up.
+    assert lifecycle.free_slots() == 0
+    Generation.objects.filter(pk=lost_answer.pk).update(next_attempt_at=None)
+    lifecycle.submit(lost_answer.pk)
+    lost_answer.refresh_from_db()
+    assert lost_answer.status == Status.SUBMITTED
+    assert cometapi.create_count(lost_answer.external_task_id) == 1
+
+
+def test_a_refused_key_keeps_a_job_whose_task_may_exist(cometapi, alice, api_key):
+    gen = queued(alice)
+    Generation.objects.filter(pk=gen.pk).update(api_key=api_key, create_sent=True)
+    ApiKey.objects.filter(pk=api_key.pk).update(secret="sk-arrears-0123456789")
+    ApiKey.objects.create(name="spare", secret="sk-spare-0123456789abcdef")
+    lifecycle.submit(gen.pk)
+    gen.refresh_from_db()
+    # Moving it to the spare key could pay for a second task: it waits for its own key.
+    assert gen.status == Status.QUEUED and gen.api_key_id == api_key.pk and gen.create_sent
+    assert "may already exist" in gen.wait_reason
+    lifecycle.submit(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Status.QUEUED and "work again" in gen.wait_reason
+    assert cometapi.create_count() == 0
+
+
+def test_1303_backs_off_and_the_job_may_move_to_another_key(cometapi, alice, api_key):
+    cometapi.set_faults(concurrency=1)
+    first, second = queued(alice, prompt="[slow] one"), queued(alice, prompt="[slow] two")
+    lifecycle.submit(first.pk)
+    lifecycle.submit(second.pk)  # our limit (5) allows it; the account's (1) does not
+    second.refresh_from_db()
+    assert second.status == Status.QUEUED and "busy" in second.wait_reason
+    assert second.next_attempt_at > lifecycle.now()
+    # A 1303 created nothing, so the job is free to take any key.
+    assert second.api_key_id is None and not second.create_sent
+
+
+def _in_flight_since(gen: Generation, minutes: float) -> None:
+    from datetime import timedelta
+
+    Generation.objects.filter(pk=gen.pk).update(
+        submitted_at=lifecycle.now() - timedelta(minutes=minutes), next_attempt_at=lifecycle.now()
+    )
+
+
+def test_a_task_without_an_end_after_70_minutes_is_read_then_failed_as_lost(cometapi, alice):
+    gen = queued(alice, prompt="[never] stays processing")
+    lifecycle.submit(gen.pk)
+    _in_flight_since(gen, 71)
+    reads = cometapi.state()["requests"]["read"]
+    lifecycle.poll_due()
+    gen.refresh_from_db()
+    assert cometapi.state()["requests"]["read"] == reads + 1  # read once more
+    assert gen.status == Status.FAILED and "lost upstream" in gen.error_message
+
+
+def test_a_task_that_ends_on_its_last_read_is_not_lost(cometapi, alice):
+    gen = queued(alice)
+    lifecycle.submit(gen.pk)
+    gen.refresh_from_db()
+    wait = time.monotonic() + 5
+    while cometapi.tasks()[0]["task_status"] != "succeed" and time.monotonic() < wait:
+        time.sleep(0.05)
+    _in_flight_since(gen, 71)
+    lifecycle.poll(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Status.SUCCEEDED
+
+
+def test_an_unreadable_task_is_lost_only_after_the_grace(cometapi, alice):
+    gen = queued(alice, prompt="[never] stays processing")
+    lifecycle.submit(gen.pk)
+    cometapi.set_faults(unreachable=True)
+    _in_flight_since(gen, 75)
+    lifecycle.poll_due()
+    gen.refresh_from_db()
+    assert gen.status in (Status.SUBMITTED, Status.PROCESSING)  # still trying
+    _in_flight_since(gen, 86)
+    lifecycle.poll_due()
+    gen.refresh_from_db()
+    assert gen.status == Status.FAILED and "lost upstream" in gen.error_message
+
+
+def test_a_failed_download_is_retried_later(cometapi, alice):
+    gen = queued(alice)
+    lifecycle.submit(gen.pk)
+    gen.refresh_from_db()
+    cometapi.set_faults(unreachable=True)
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.PROCESSING,
+        remote_status="succeed",
+        remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
+    )
+    assert lifecycle.archive_result(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Status.PROCESSING and gen.claimed_until is None
+    assert gen.next_attempt_at > lifecycle.now()
+
+
+# -- the pump
+
+
+def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
+    import socket
+    import subprocess
+    from datetime import timedelta
+
+    from generations.models import WorkerLease
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    WorkerLease.objects.create(
+        name="pump",
+        held_until=lifecycle.now() + timedelta(minutes=5),
+        holder=f"{socket.gethostname()}:{dead.pid}",
+    )
+    assert lifecycle.take_lease("pump", timedelta(seconds=30))
+    # A live holder on another machine keeps it until its lease runs out.
+    WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1")
+    assert not lifecycle.take_lease("pump", timedelta(seconds=30))
+
+
+def test_the_pump_stops_when_nothing_is_left(db):
+    assert lifecycle.run_pump(run_for=5) is False
