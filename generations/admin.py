@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
-from .models import ApiKey, Generation
+from . import capabilities as caps
+from .models import ApiKey, Generation, Price
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -71,3 +72,30 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # generations start in the studio, where they are validated
+
+
+class PriceForm(forms.ModelForm):
+    # Only choices the studio offers, so a typo can't leave a choice without its price.
+    model_name = forms.ChoiceField(
+        choices=[(k, f"{k} ({m.label})") for k, m in caps.MODELS.items()]
+    )
+    mode = forms.ChoiceField(
+        choices=[("", "— (model has no std/pro split)"), *caps.MODE_LABELS.items()], required=False
+    )
+    duration = forms.ChoiceField(choices=list(caps.DURATIONS.items()))
+
+    class Meta:
+        model = Price
+        fields = ["model_name", "mode", "duration", "usd", "units"]
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    """The price table behind the studio's cost estimate (a choice without a row shows
+    "no published price")."""
+
+    form = PriceForm
+    list_display = ["model_name", "mode", "duration", "usd", "units"]
+    list_editable = ["usd", "units"]
+    list_filter = ["model_name", "mode", "duration"]
+    ordering = ["model_name", "mode", "duration"]

@@ -40,6 +40,38 @@ PROMPT_MAX = 500  # CometAPI's documented limit (Kling's own is 2500)
 NEGATIVE_PROMPT_MAX = 200
 
 
+# Kling: "camera_control is only supported in std mode with 5s duration and kling-v1".
+CAMERA_COMBO = {"model_name": "kling-v1", "mode": "std", "duration": "5"}
+
+
 def camera_control_allowed(model_name: str, mode: str, duration: str) -> bool:
-    """Kling: 'camera_control is only supported in std mode with 5s duration and kling-v1'."""
-    return model_name == "kling-v1" and mode == "std" and duration == "5"
+    return (model_name, mode, duration) == tuple(CAMERA_COMBO.values())
+
+
+# Shapes the form draws for each aspect ratio (CSS class suffix), widest first.
+ASPECT_SHAPES = {"16:9": "wide", "9:16": "tall", "1:1": "square"}
+
+
+def matrix() -> dict:
+    """The whole table as plain data, for the browser (`json_script`): what each model
+    offers, and the one combination that takes camera control."""
+    return {
+        "models": {
+            name: {
+                "label": m.label,
+                "modes": list(m.modes),
+                "durations": list(m.durations),
+                "cfg_scale": m.cfg_scale,
+            }
+            for name, m in MODELS.items()
+        },
+        "camera": CAMERA_COMBO,
+    }
+
+
+def price_key(model_name: str, mode: str, duration: str) -> str:
+    """How the browser looks up a price: mode is empty for models without a std/pro split."""
+    model = MODELS.get(model_name)
+    if model is not None and not model.modes:
+        mode = ""
+    return f"{model_name}|{mode}|{duration}"

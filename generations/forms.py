@@ -1,9 +1,51 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django import forms
 
 from . import capabilities as caps
-from .models import Visibility
+from .models import Generation, Price, Visibility
 
 CAMERA_CHOICES = [("auto", "Automatic"), *caps.CAMERA_PRESETS.items(), ("simple", "Simple move")]
+CFG_DEFAULT = 0.5
+
+
+class RangeInput(forms.NumberInput):
+    input_type = "range"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The price of one choice of model × mode × duration, or None when none is on file."""
+
+    usd: Decimal
+    units: Decimal | None
+
+    @property
+    def label(self) -> str:
+        return format_estimate(self.usd, self.units)
+
+
+def format_estimate(usd: Decimal, units: Decimal | None) -> str:
+    cents = usd.quantize(Decimal("0.01"))
+    text = f"${cents if cents == usd else usd.normalize()}"
+    if units is not None:
+        n = units.normalize()
+        text += f" · {n:f} unit{'' if n == 1 else 's'}"
+    return text
+
+
+def price_table() -> dict[str, Estimate]:
+    """Every price on file, keyed as `capabilities.price_key`: one query."""
+    return {
+        caps.price_key(p.model_name, p.mode, p.duration): Estimate(p.usd, p.units)
+        for p in Price.objects.all()
+    }
+
+
+def price_labels(prices: dict[str, Estimate]) -> dict[str, str]:
+    """The same, as text for the browser's estimate (json_script)."""
+    return {key: est.label for key, est in prices.items()}
 
 
 class GenerationForm(forms.Form):
@@ -13,7 +55,12 @@ class GenerationForm(forms.Form):
     prompt = forms.CharField(
         max_length=caps.PROMPT_MAX,
         widget=forms.Textarea(
-            attrs={"rows": 4, "placeholder": "A red fox runs through fresh snow at dawn, cinematic"}
+            attrs={
+                "rows": 4,
+                "placeholder": "A red fox runs through fresh snow at dawn, cinematic",
+                "aria-describedby": "prompt-count",
+                "data-counter": "prompt-count",
+            }
         ),
         error_messages={
             "required": "Describe the video you want.",
@@ -21,33 +68,129 @@ class GenerationForm(forms.Form):
         },
     )
     negative_prompt = forms.CharField(
+        label="Negative prompt",
         required=False,
         max_length=caps.NEGATIVE_PROMPT_MAX,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "blurry, text, watermark"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 2,
+                "placeholder": "blurry, text, watermark",
+                "aria-describedby": "negative-count",
+                "data-counter": "negative-count",
+            }
+        ),
         error_messages={
             "max_length": f"Keep it to {caps.NEGATIVE_PROMPT_MAX} characters or fewer."
         },
     )
     model_name = forms.ChoiceField(
-        choices=[(k, v.label) for k, v in caps.MODELS.items()], initial=caps.DEFAULT_MODEL
+        label="Model",
+        choices=[(k, v.label) for k, v in caps.MODELS.items()],
+        initial=caps.DEFAULT_MODEL,
     )
-    mode = forms.ChoiceField(choices=list(caps.MODE_LABELS.items()), initial="std", required=False)
-    duration = forms.ChoiceField(choices=list(caps.DURATIONS.items()), initial="5")
-    aspect_ratio = forms.ChoiceField(choices=list(caps.ASPECT_RATIOS.items()), initial="16:9")
+    mode = forms.ChoiceField(
+        label="Mode",
+        choices=list(caps.MODE_LABELS.items()),
+        initial="std",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    duration = forms.ChoiceField(
+        label="Duration",
+        choices=list(caps.DURATIONS.items()),
+        initial="5",
+        widget=forms.RadioSelect,
+    )
+    aspect_ratio = forms.ChoiceField(
+        label="Aspect ratio",
+        choices=list(caps.ASPECT_RATIOS.items()),
+        initial="16:9",
+        widget=forms.RadioSelect,
+    )
     cfg_scale = forms.FloatField(
+        label="CFG scale",
         required=False,
         min_value=0.0,
         max_value=1.0,
-        initial=0.5,
-        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        initial=CFG_DEFAULT,
+        widget=RangeInput(attrs={"step": "0.05", "aria-describedby": "cfg-help"}),
         error_messages={"invalid": "Use a number from 0 to 1."},
     )
-    camera = forms.ChoiceField(choices=CAMERA_CHOICES, initial="auto", required=False)
-    camera_axis = forms.ChoiceField(
-        choices=[(a, a.capitalize()) for a in caps.CAMERA_AXES], required=False
+    camera = forms.ChoiceField(
+        label="Camera",
+        choices=CAMERA_CHOICES,
+        initial="auto",
+        required=False,
+        widget=forms.RadioSelect,
     )
-    camera_value = forms.FloatField(required=False, min_value=-10, max_value=10)
-    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.TEAM)
+    camera_axis = forms.ChoiceField(
+        label="Axis",
+        choices=[(a, a.capitalize()) for a in caps.CAMERA_AXES],
+        required=False,
+        initial="zoom",
+    )
+    camera_value = forms.FloatField(
+        label="Amount (−10 to 10)",
+        required=False,
+        min_value=-10,
+        max_value=10,
+        widget=forms.NumberInput(attrs={"step": "0.5"}),
+    )
+    visibility = forms.ChoiceField(
+        label="Who can see it",
+        choices=Visibility.choices,
+        initial=Visibility.TEAM,
+        widget=forms.RadioSelect,
+    )
+
+    @staticmethod
+    def initial_from(gen: Generation) -> dict:
+        """The form's values for a remix (or an edit-and-retry) of `gen`."""
+        initial = {
+            "prompt": gen.prompt,
+            "negative_prompt": gen.negative_prompt,
+            "model_name": gen.model_name,
+            "mode": gen.mode or "std",
+            "duration": gen.duration,
+            "aspect_ratio": gen.aspect_ratio,
+            "cfg_scale": CFG_DEFAULT if gen.cfg_scale is None else gen.cfg_scale,
+            "camera": "auto",
+            "visibility": gen.visibility,
+        }
+        control = gen.camera_control or {}
+        if control.get("type") == "simple":
+            axis, value = next(
+                ((a, v) for a, v in (control.get("config") or {}).items() if v), ("zoom", None)
+            )
+            initial.update(camera="simple", camera_axis=axis, camera_value=value)
+        elif control.get("type") in caps.CAMERA_PRESETS:
+            initial["camera"] = control["type"]
+        return initial
+
+    def current(self, name: str) -> str:
+        """A field's value as the member last saw it: submitted data, else the initial."""
+        if self.is_bound:
+            return str(self.data.get(name, "") or "")
+        value = self.initial.get(name, self.fields[name].initial)
+        return "" if value is None else str(value)
+
+    def estimate(self, prices: dict[str, Estimate]) -> Estimate | None:
+        key = caps.price_key(
+            self.current("model_name"), self.current("mode"), self.current("duration")
+        )
+        return prices.get(key)
+
+    def shows_advanced(self) -> bool:
+        """Open the "more options" section when it holds an error or a non-default value."""
+        fields = ("negative_prompt", "cfg_scale", "camera", "camera_axis", "camera_value")
+        if any(self[f].errors for f in fields):
+            return True
+        if self.current("negative_prompt") or self.current("camera") not in ("", "auto"):
+            return True
+        try:
+            return float(self.current("cfg_scale") or CFG_DEFAULT) != CFG_DEFAULT
+        except ValueError:
+            return True
 
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
@@ -62,9 +205,10 @@ class GenerationForm(forms.Form):
             return data
         mode = data.get("mode") or ""
         if model.modes and mode not in model.modes:
-            self.add_error("mode", f"{model.label} offers: {', '.join(model.modes)}.")
+            offered = " or ".join(caps.MODE_LABELS[m].split(" (")[0] for m in model.modes)
+            self.add_error("mode", f"{model.label} needs a mode: {offered}.")
         if not model.modes:
-            data["mode"] = ""
+            mode = data["mode"] = ""
         if data.get("duration") and data["duration"] not in model.durations:
             self.add_error("duration", f"{model.label} makes {', '.join(model.durations)} s clips.")
         if not model.cfg_scale:
@@ -73,12 +217,14 @@ class GenerationForm(forms.Form):
         data["camera_control"] = None
         if camera != "auto":
             if not caps.camera_control_allowed(data["model_name"], mode, data.get("duration", "")):
-                self.add_error("camera", "Camera control needs Kling 1.0, Standard mode and 5 s.")
+                self.add_error(
+                    "camera", "Camera control needs Kling 1.0, Standard mode and 5 s clips."
+                )
             elif camera == "simple":
                 axis, value = data.get("camera_axis"), data.get("camera_value")
                 if not axis or not value:
                     self.add_error(
-                        "camera_value", "Choose an axis and a non-zero value (−10 to 10)."
+                        "camera_value", "Choose an axis and a non-zero amount (−10 to 10)."
                     )
                 else:
                     config = dict.fromkeys(caps.CAMERA_AXES, 0)
