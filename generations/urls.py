@@ -20,6 +20,8 @@ urlpatterns = [
         "g/<uuid:public_id>/visibility/", views.generation_visibility, name="generation-visibility"
     ),
     path("g/<uuid:public_id>/cancel/", views.generation_cancel, name="generation-cancel"),
+    path("g/<uuid:public_id>/retry/", views.generation_retry, name="generation-retry"),
+    path("prices/", views.price_list, name="prices"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback, name="kling-callback"),
     path("healthz", views.healthz, name="healthz"),
 ]

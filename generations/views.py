@@ -1,8 +1,10 @@
 import logging
 import secrets
+from collections.abc import Iterable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import (
     Http404,
@@ -12,18 +14,19 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from . import lifecycle
+from . import capabilities as caps
+from . import forms, lifecycle
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
-from .models import TERMINAL, ApiKey, Generation, Visibility
+from .models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
 from .ranged import ranged_file_response
 
 log = logging.getLogger(__name__)
@@ -37,48 +40,100 @@ class HtmxHttpRequest(HttpRequest):
 def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False) -> Generation:
     """The generation if this user may see it (or change it, with owner_only); else 404,
     so private work isn't even confirmed to exist."""
-    qs = Generation.objects.for_cards()
+    qs = Generation.objects.for_cards(request.user)
     if owner_only:
         qs = qs if request.user.is_staff else qs.filter(owner=request.user)
     else:
         qs = qs.visible_to(request.user)
     try:
         return qs.get(public_id=public_id)
-    except Generation.DoesNotExist:
+    except (Generation.DoesNotExist, ValidationError):
         raise Http404("No such generation") from None
 
 
-def _studio_context(request: HttpRequest, form: GenerationForm) -> dict:
-    mine = Generation.objects.for_cards().filter(owner=request.user)[:PAGE_SIZE]
+def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
+    """Cards of queued jobs show their place in line: one query for the whole page, and
+    none when nothing on it waits."""
+    cards = list(generations)
+    if any(g.status == Status.QUEUED for g in cards):
+        positions = lifecycle.queue_positions()
+        for g in cards:
+            g.queue_position = positions.get(g.pk)
+    return cards
+
+
+def _form_context(form: GenerationForm, prices: dict | None = None, **extra) -> dict:
+    prices = forms.price_table() if prices is None else prices
+    return {"form": form, "estimate": form.estimate(prices), **extra}
+
+
+def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict:
+    prices = forms.price_table()
+    mine = Generation.objects.for_cards(request.user).filter(owner=request.user)[:PAGE_SIZE]
     return {
-        "form": form,
-        "generations": mine,
+        **_form_context(form, prices, **extra),
+        "generations": _with_queue_positions(mine),
         "has_keys": ApiKey.objects.filter(is_active=True, is_healthy=True).exists(),
+        "matrix": caps.matrix(),
+        "price_labels": forms.price_labels(prices),
     }
+
+
+def _next_form(gen: Generation) -> GenerationForm:
+    """After a submit the form keeps its settings for the next variation, without the prompt."""
+    initial = GenerationForm.initial_from(gen)
+    initial["prompt"] = ""
+    return GenerationForm(initial=initial)
 
 
 @require_http_methods(["GET", "POST"])
 def studio(request: HtmxHttpRequest) -> HttpResponse:
+    """The prompt form and the member's latest cards. `?remix=<public_id>` fills the form
+    with any visible generation's parameters (remix, or edit and retry of a failed one)."""
     template = "generations/studio.html"
     if request.method == "POST":
         form = GenerationForm(request.POST)
         if form.is_valid():
             gen = lifecycle.create_generation(request.user, **form.generation_params())
             if request.htmx:
-                # The new card goes on top of the list; the form comes back fresh.
+                # The new card goes on top of the list; the form comes back for the next one.
+                gen.is_favourite = False
+                _with_queue_positions([gen])
                 return render(
                     request,
                     "generations/_created.html",
-                    {"generation": gen, "form": GenerationForm()},
+                    {"generation": gen, **_form_context(_next_form(gen))},
                 )
             messages.success(request, "Queued. The card below shows its progress.")
             return redirect("studio")
         if request.htmx:
             # htmx swaps only 2xx answers: send 200 and point the swap at the form.
-            response = render(request, template + "#prompt-form", {"form": form})
+            response = render(request, template + "#prompt-form", _form_context(form))
             return reswap(retarget(response, "#prompt-form"), "outerHTML")
         return render(request, template, _studio_context(request, form), status=422)
-    return render(request, template, _studio_context(request, GenerationForm()))
+    remix = None
+    if remix_id := request.GET.get("remix"):
+        remix = _get_generation(request, remix_id)
+        form = GenerationForm(initial=GenerationForm.initial_from(remix))
+    else:
+        form = GenerationForm()
+    if request.htmx and remix is not None:
+        # studio.js fetches just the filled form when the studio is already on screen.
+        return render(request, template + "#prompt-form", _form_context(form, remix=remix))
+    return render(request, template, _studio_context(request, form, remix=remix))
+
+
+@require_GET
+def price_list(request: HttpRequest) -> HttpResponse:
+    """Every choice the studio offers and its price on file: the estimate without JavaScript."""
+    prices = forms.price_table()
+    rows = [
+        (model, mode, duration, prices.get(caps.price_key(name, mode, duration)))
+        for name, model in caps.MODELS.items()
+        for mode in (model.modes or ("",))
+        for duration in model.durations
+    ]
+    return render(request, "generations/price_list.html", {"rows": rows})
 
 
 @require_GET
@@ -95,16 +150,27 @@ def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
-    """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state."""
+    """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state,
+    and a clip that just ended tells its owner's page (`generationFinished`) for a notice."""
     gen = _get_generation(request, public_id)
-    response = TemplateResponse(
-        request, "generations/studio.html#generation-card", {"generation": gen}
-    )
-    if gen.is_terminal:
-        response.render()
-        stop = HttpResponseStopPolling(response.content)
-        return stop
-    return response
+    _with_queue_positions([gen])
+    response = render(request, "generations/studio.html#generation-card", {"generation": gen})
+    if not gen.is_terminal:
+        return response
+    stop = HttpResponseStopPolling(response.content)
+    if gen.owner_id == request.user.pk and gen.status in (Status.SUCCEEDED, Status.FAILED):
+        trigger_client_event(
+            stop,
+            "generationFinished",
+            {
+                "id": str(gen.public_id),
+                "status": gen.status,
+                "prompt": Truncator(gen.prompt).chars(60),
+                "url": reverse("generation-detail", args=[gen.public_id]),
+                "remix_url": f"{reverse('studio')}?remix={gen.public_id}",
+            },
+        )
+    return stop
 
 
 @require_GET
@@ -144,13 +210,41 @@ def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
 
 @require_POST
 def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
+    """Queued: cancelled, nothing charged. In flight: Kling charges anyway, so we only stop
+    tracking, after a confirmation (hx-confirm with JavaScript, a small page without)."""
     gen = _get_generation(request, public_id, owner_only=True)
-    if not lifecycle.cancel(gen):
+    confirmed = request.POST.get("confirm") == "yes"
+    if gen.status in IN_FLIGHT and not confirmed:
+        if request.htmx:  # the card was out of date: show it as it is now, with the warning
+            _with_queue_positions([gen])
+            return render(request, "generations/studio.html#generation-card", {"generation": gen})
+        return render(
+            request,
+            "generations/generation_confirm_cancel.html",
+            {"generation": gen, "next": _next_url(request)},
+        )
+    if not lifecycle.cancel(gen) and not request.htmx:
         messages.info(request, "That job had already moved on; nothing was cancelled.")
     gen.refresh_from_db()
     if request.htmx:
+        _with_queue_positions([gen])
         return render(request, "generations/studio.html#generation-card", {"generation": gen})
     return redirect(_next_url(request))
+
+
+@require_POST
+def generation_retry(request: HtmxHttpRequest, public_id) -> HttpResponse:
+    """A failed or cancelled job of one's own, again with the same parameters: a new job
+    (the old card stays, with its reason)."""
+    gen = _get_generation(request, public_id, owner_only=True)
+    if gen.status not in (Status.FAILED, Status.CANCELLED):
+        return HttpResponseBadRequest("Only a failed or cancelled job can be retried.")
+    form = GenerationForm(GenerationForm.initial_from(gen))
+    if not form.is_valid():  # the matrix changed since: edit it in the form instead
+        return redirect(f"{reverse('studio')}?remix={gen.public_id}")
+    lifecycle.create_generation(request.user, **form.generation_params())
+    messages.success(request, "Queued again. The new card is at the top.")
+    return redirect("studio")
 
 
 def _next_url(request: HttpRequest) -> str:

@@ -1,9 +1,14 @@
 """The studio page, its form and the card partial, through Django's test client."""
 
+import json
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from generations.models import Generation, Status
+from generations import capabilities as caps
+from generations.models import Favourite, Generation, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +188,232 @@ def test_healthz_needs_no_login(client, db):
 def test_pages_carry_a_strict_csp(alice_client):
     csp = alice_client.get("/")["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+# ---------------------------------------------------------------------------------------
+# Remix, edit and retry
+
+
+def test_remix_fills_the_form_with_the_cards_parameters(alice_client, alice):
+    gen = make_gen(
+        alice,
+        prompt="a heron lands",
+        negative_prompt="blur",
+        model_name="kling-v1-6",
+        mode="pro",
+        duration="10",
+        aspect_ratio="9:16",
+        cfg_scale=0.8,
+        visibility="private",
+    )
+    response = alice_client.get(f"/?remix={gen.public_id}")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert not form.is_bound
+    assert form.initial["model_name"] == "kling-v1-6" and form.initial["cfg_scale"] == 0.8
+    body = response.content.decode()
+    assert "a heron lands</textarea>" in body
+    assert 'value="9:16" id="id_aspect_ratio_1" required checked>' in body
+    assert "Remix</strong> of your clip" in body
+    assert "$0.92" in body  # the estimate of the remixed choice
+
+
+def test_anyone_may_remix_a_shared_clip_but_not_a_private_one(alice_client, bob):
+    shared = make_gen(bob, prompt="bob's owl", status=Status.SUCCEEDED)
+    private = make_gen(bob, visibility="private")
+    response = alice_client.get(f"/?remix={shared.public_id}")
+    assert response.status_code == 200 and "bob’s clip" in response.content.decode()
+    assert alice_client.get(f"/?remix={private.public_id}").status_code == 404
+    assert alice_client.get("/?remix=not-a-uuid").status_code == 404
+
+
+def test_remix_with_htmx_answers_just_the_form(alice_client, alice):
+    gen = make_gen(alice)
+    response = alice_client.get(f"/?remix={gen.public_id}", headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert body.lstrip().startswith('<form id="prompt-form"')
+    assert "my-cards" not in body.split("</form>")[-1]
+
+
+def test_a_failed_card_offers_edit_and_retry(alice_client, alice):
+    gen = make_gen(alice, prompt="[fail] stadium", status=Status.FAILED, error_message="moderation")
+    body = alice_client.get("/").content.decode()
+    assert f'href="/?remix={gen.public_id}#composer">Edit and retry</a>' in body
+    body = alice_client.get(f"/?remix={gen.public_id}").content.decode()
+    assert "Edit and retry.</strong> The last try failed: moderation" in body
+
+
+def test_retry_as_is_makes_a_new_job(alice_client, alice):
+    gen = make_gen(alice, model_name="kling-v1-6", mode="pro", status=Status.FAILED)
+    response = alice_client.post(reverse("generation-retry", args=[gen.public_id]))
+    assert response.status_code == 302
+    new = Generation.objects.exclude(pk=gen.pk).get()
+    assert new.status == Status.QUEUED and new.external_task_id != gen.external_task_id
+    assert (new.model_name, new.mode, new.prompt) == ("kling-v1-6", "pro", gen.prompt)
+
+
+def test_only_failed_or_cancelled_jobs_of_ones_own_are_retried(alice_client, alice, bob):
+    done = make_gen(alice, status=Status.SUCCEEDED)
+    assert alice_client.post(reverse("generation-retry", args=[done.public_id])).status_code == 400
+    bobs = make_gen(bob, status=Status.FAILED)
+    assert alice_client.post(reverse("generation-retry", args=[bobs.public_id])).status_code == 404
+    assert Generation.objects.count() == 2
+
+
+def test_after_an_htmx_submit_the_form_keeps_its_settings(alice_client):
+    response = alice_client.post(
+        "/", {**VALID, "model_name": "kling-v1-6", "mode": "pro"}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    form_html = body[body.index('<form id="prompt-form"') :]
+    assert '<option value="kling-v1-6" selected>' in form_html
+    assert 'id="id_prompt">\n</textarea>' in form_html  # empty, ready for the next prompt
+
+
+# ---------------------------------------------------------------------------------------
+# Prices
+
+
+def test_a_failed_submit_without_js_shows_the_estimate(alice_client):
+    response = alice_client.post(
+        "/", {**VALID, "prompt": "", "model_name": "kling-v1", "mode": "pro", "duration": "10"}
+    )
+    assert response.status_code == 422
+    assert "$0.92 · 7 units" in response.content.decode()
+
+
+def test_a_choice_without_a_price_says_so(alice_client):
+    response = alice_client.post("/", {**VALID, "prompt": "", "model_name": "kling-v2-5-turbo"})
+    assert "no published price" in response.content.decode()
+
+
+def test_the_page_carries_matrix_and_prices_for_the_script(alice_client):
+    body = alice_client.get("/").content.decode()
+    assert '<script id="capability-matrix" type="application/json">' in body
+    assert '"kling-v1|std|5": "$0.13 \\u00b7 1 unit"' in body
+
+
+def test_price_list_shows_every_offered_choice(alice_client):
+    body = alice_client.get(reverse("prices")).content.decode()
+    assert body.count("<tr>") == 1 + sum(
+        len(m.modes or ("",)) * len(m.durations) for m in caps.MODELS.values()
+    )
+    assert "no published price" in body  # Kling 2.5 Turbo std, 2.6, 3.0
+
+
+def test_admins_edit_prices(admin_client):
+    assert admin_client.get("/admin/generations/price/").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------
+# Cards: queue position, cancel, the finished notice
+
+
+def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bob):
+    first = make_gen(alice)
+    make_gen(bob)
+    second = make_gen(alice)  # after bob's: every member's first job goes first
+    body = alice_client.get("/").content.decode()
+    assert "#1 in line" in body and "#3 in line" in body
+    response = alice_client.get(reverse("generation-status", args=[second.public_id]))
+    assert "#3 in line" in response.content.decode()
+    assert "2 jobs ahead of it" in response.content.decode()
+    assert (
+        "Next to be sent"
+        in alice_client.get(reverse("generation-status", args=[first.public_id])).content.decode()
+    )
+
+
+def test_a_finished_clip_triggers_a_notice_for_its_owner(alice_client, alice):
+    gen = make_gen(alice, status=Status.SUCCEEDED, prompt="a lighthouse in a storm")
+    response = alice_client.get(
+        reverse("generation-status", args=[gen.public_id]), headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 286
+    event = json.loads(response["HX-Trigger"])["generationFinished"]
+    assert event == {
+        "id": str(gen.public_id),
+        "status": "succeeded",
+        "prompt": "a lighthouse in a storm",
+        "url": reverse("generation-detail", args=[gen.public_id]),
+        "remix_url": f"/?remix={gen.public_id}",
+    }
+
+
+def test_no_notice_while_running_or_for_someone_elses_clip(client, alice, bob):
+    client.force_login(bob)
+    running = make_gen(bob, status=Status.PROCESSING)
+    assert "HX-Trigger" not in client.get(reverse("generation-status", args=[running.public_id]))
+    alices = make_gen(alice, status=Status.SUCCEEDED)
+    response = client.get(reverse("generation-status", args=[alices.public_id]))
+    assert response.status_code == 286 and "HX-Trigger" not in response
+
+
+def test_stopping_an_in_flight_job_asks_first_without_js(alice_client, alice):
+    gen = make_gen(alice, status=Status.PROCESSING)
+    url = reverse("generation-cancel", args=[gen.public_id])
+    response = alice_client.post(url, {"next": "/"})
+    assert response.status_code == 200
+    assert "The charge stands" in response.content.decode()
+    gen.refresh_from_db()
+    assert gen.status == Status.PROCESSING
+    response = alice_client.post(url, {"next": "/", "confirm": "yes"})
+    assert response.status_code == 302
+    gen.refresh_from_db()
+    assert gen.status == Status.CANCELLED and "may still charge" in gen.error_message
+
+
+def test_in_flight_cards_confirm_with_htmx(alice_client, alice):
+    gen = make_gen(alice, status=Status.SUBMITTED)
+    body = alice_client.get("/").content.decode()
+    assert 'hx-confirm="Kling is already making this clip, so the charge stands.' in body
+    assert 'hx-vals=\'{"confirm": "yes"}\'' in body
+    # A card that was still "queued" on screen: no confirm sent, so nothing is stopped.
+    url = reverse("generation-cancel", args=[gen.public_id])
+    response = alice_client.post(url, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and "Stop tracking…" in response.content.decode()
+    gen.refresh_from_db()
+    assert gen.status == Status.SUBMITTED
+
+
+def test_every_state_reads_clearly(alice_client, alice):
+    now = timezone.now()
+    make_gen(alice, status=Status.SUBMITTED, submitted_at=now)
+    make_gen(alice, status=Status.PROCESSING, submitted_at=now - timedelta(seconds=75))
+    make_gen(alice, status=Status.CANCELLED, error_message="Cancelled before it was sent.")
+    body = alice_client.get("/").content.decode()
+    assert "Kling has it, starting soon" in body
+    assert 'Generating · <span class="elapsed" data-elapsed="75">1:15</span>' in body
+    assert "Cancelled before it was sent." in body
+
+
+# ---------------------------------------------------------------------------------------
+# Query counts do not grow with the number of generations
+
+
+def _mixed_generations(owner, n: int) -> None:
+    states = [Status.QUEUED, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
+    for i in range(n):
+        make_gen(owner, status=states[i % len(states)], prompt=f"clip {i}")
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_studio_page_query_count_is_fixed(alice_client, alice, bob, n, django_assert_num_queries):
+    _mixed_generations(alice, n)
+    _mixed_generations(bob, n)
+    Favourite.objects.create(user=alice, generation=Generation.objects.filter(owner=alice).first())
+    # session, user, cards (with owner and star), keys, queue positions, prices
+    with django_assert_num_queries(6):
+        assert alice_client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_status_partial_query_count_is_fixed(alice_client, alice, n, django_assert_num_queries):
+    _mixed_generations(alice, n)
+    queued = Generation.objects.filter(status=Status.QUEUED).last()
+    done = Generation.objects.filter(status=Status.SUCCEEDED).last()
+    # session, user, the card, queue positions (queued cards only)
+    with django_assert_num_queries(4):
+        alice_client.get(reverse("generation-status", args=[queued.public_id]))
+    with django_assert_num_queries(3):
+        alice_client.get(reverse("generation-status", args=[done.public_id]))
