@@ -1,8 +1,191 @@
-// Kling Studio: small progressive enhancements. Everything works without this file.
+// Kling Studio: small progressive enhancements. Everything works without this file: the
+// server enforces the same capability matrix, shows prices on /prices/ and after a failed
+// submit, and every action is a plain form or link.
 "use strict";
 
-document.addEventListener("htmx:afterSwap", () => {
-  // The first card replaces the "nothing yet" line.
-  const empty = document.getElementById("no-cards");
-  if (empty && document.querySelector("#my-cards .gen")) empty.remove();
-});
+(() => {
+  const readJSON = (id) => {
+    const el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  };
+  const matrix = readJSON("capability-matrix");
+  const prices = readJSON("price-table") || {};
+
+  // ---- The prompt form -------------------------------------------------------------
+
+  function checked(form, name) {
+    const input = form.querySelector(`input[name="${name}"]:checked:not(:disabled)`);
+    return input ? input.value : "";
+  }
+
+  function updateCounter(textarea) {
+    const out = document.getElementById(textarea.dataset.counter);
+    if (!out) return;
+    const max = Number(out.dataset.max);
+    const n = textarea.value.length;
+    out.textContent = `${n} / ${max}`;
+    out.classList.toggle("near-limit", n > max * 0.9);
+  }
+
+  // Offer only what the chosen model takes (capabilities.py, via json_script).
+  function applyMatrix(form) {
+    if (!matrix) return;
+    const model = matrix.models[form.elements.model_name.value];
+    if (!model) return;
+
+    const modeGroup = form.querySelector("#mode-group");
+    const modeRadios = [...form.querySelectorAll('input[name="mode"]')];
+    const hasModes = model.modes.length > 0;
+    modeGroup.querySelector(".options").hidden = !hasModes;
+    form.querySelector("#mode-none").hidden = hasModes;
+    for (const r of modeRadios) r.disabled = !model.modes.includes(r.value);
+    if (hasModes && !modeRadios.some((r) => r.checked && !r.disabled)) {
+      modeRadios.find((r) => !r.disabled).checked = true;
+    }
+
+    const durationRadios = [...form.querySelectorAll('input[name="duration"]')];
+    for (const r of durationRadios) r.disabled = !model.durations.includes(r.value);
+    if (!durationRadios.some((r) => r.checked && !r.disabled)) {
+      durationRadios.find((r) => !r.disabled).checked = true;
+    }
+
+    const cfgField = form.querySelector("#cfg-field");
+    cfgField.hidden = !model.cfg_scale;
+    form.elements.cfg_scale.disabled = !model.cfg_scale;
+
+    const mode = checked(form, "mode");
+    const duration = checked(form, "duration");
+    const rule = matrix.camera;
+    const cameraOk =
+      form.elements.model_name.value === rule.model_name &&
+      mode === rule.mode &&
+      duration === rule.duration;
+    const camera = form.querySelector("#camera-group");
+    camera.disabled = !cameraOk;
+    camera.classList.toggle("unavailable", !cameraOk);
+    form.querySelector("#camera-simple").hidden = !cameraOk || checked(form, "camera") !== "simple";
+
+    const key = `${form.elements.model_name.value}|${hasModes ? mode : ""}|${duration}`;
+    const estimate = form.querySelector("#estimate-value");
+    if (estimate) estimate.textContent = prices[key] || "no published price";
+  }
+
+  function initForm(form) {
+    if (form.dataset.enhanced) return;
+    form.dataset.enhanced = "1";
+    for (const ta of form.querySelectorAll("textarea[data-counter]")) {
+      updateCounter(ta);
+      ta.addEventListener("input", () => updateCounter(ta));
+    }
+    const cfg = form.elements.cfg_scale;
+    const cfgOut = form.querySelector("#cfg-value");
+    if (cfg && cfgOut) {
+      const show = () => { cfgOut.textContent = Number(cfg.value).toFixed(2); };
+      show();
+      cfg.addEventListener("input", show);
+    }
+    form.addEventListener("change", () => applyMatrix(form));
+    applyMatrix(form);
+  }
+
+  // ---- Cards -------------------------------------------------------------------------
+
+  // Running clocks between polls: the server's count plus the time since it arrived.
+  const clockStart = new WeakMap();
+  function formatClock(s) {
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = String(s % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+  }
+  setInterval(() => {
+    const now = Date.now();
+    for (const el of document.querySelectorAll(".elapsed[data-elapsed]")) {
+      if (!clockStart.has(el)) clockStart.set(el, now);
+      const s = Number(el.dataset.elapsed) + Math.floor((now - clockStart.get(el)) / 1000);
+      el.textContent = formatClock(s);
+    }
+  }, 1000);
+
+  // Status changes are announced once, in one live region (a swapped-in card can't be).
+  const lastStatus = new Map();
+  const announcer = () => document.getElementById("announcer");
+  function noteCards(root) {
+    const cards = root.matches?.("article.gen") ? [root] : root.querySelectorAll?.("article.gen") || [];
+    for (const card of cards) {
+      const before = lastStatus.get(card.id);
+      const now = card.dataset.status;
+      lastStatus.set(card.id, now);
+      const terminal = ["succeeded", "failed", "cancelled"].includes(now);
+      if (before && before !== now && !terminal && announcer()) {
+        const badge = card.querySelector(".badge");
+        announcer().textContent = `${badge ? badge.textContent : now}: ${card.dataset.prompt}`;
+      }
+    }
+  }
+
+  // A clip that ends gets a notice wherever the member is on the page (views.generation_status).
+  function toast({ id, status, prompt, url, remix_url: remixUrl }) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const ok = status === "succeeded";
+    const t = document.createElement("div");
+    t.className = `toast toast-${ok ? "ok" : "failed"}`;
+    const p = document.createElement("p");
+    p.textContent = ok ? `Finished: “${prompt}”` : `Failed: “${prompt}”`;
+    const link = document.createElement("a");
+    const onPage = document.getElementById(`gen-${id}`);
+    link.href = ok ? (onPage ? `#gen-${id}` : url) : remixUrl;
+    link.textContent = ok ? "Watch" : "Edit and retry";
+    if (!ok) link.dataset.remix = "";
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "link";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", () => t.remove());
+    t.append(p, link, close);
+    box.append(t);
+    const hide = setTimeout(() => t.remove(), 12000);
+    t.addEventListener("focusin", () => clearTimeout(hide));
+  }
+  document.body.addEventListener("generationFinished", (e) => toast(e.detail));
+
+  // ---- Remix: fill the form in place when the studio is on screen ---------------------
+
+  document.addEventListener("click", (e) => {
+    const link = e.target.closest("a[data-remix]");
+    const form = document.getElementById("prompt-form");
+    if (!link || !form || !window.htmx || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    htmx.ajax("GET", link.href, { target: "#prompt-form", swap: "outerHTML" }).then(() => {
+      const fresh = document.getElementById("prompt-form");
+      fresh.scrollIntoView({ block: "start" });
+      fresh.elements.prompt.focus();
+    });
+  });
+
+  // ---- Wiring ------------------------------------------------------------------------
+
+  htmx.onLoad((root) => {
+    const form = root.id === "prompt-form" ? root : root.querySelector?.("#prompt-form");
+    if (form) initForm(form);
+    noteCards(root);
+    // The first card replaces the "nothing yet" line.
+    const empty = document.getElementById("no-cards");
+    if (empty && document.querySelector("#my-cards .gen")) empty.remove();
+  });
+
+  // After a submit the form comes back (out of band when it worked): keep the keyboard there.
+  document.body.addEventListener("htmx:afterRequest", (e) => {
+    const cfg = e.detail.requestConfig;
+    if (!cfg || cfg.verb !== "post" || cfg.elt?.id !== "prompt-form" || !e.detail.successful) return;
+    const form = document.getElementById("prompt-form");
+    if (!form) return;
+    if (form.querySelector(".error")) {
+      form.querySelector(".field:has(.error) textarea, fieldset:has(.error) input, .field:has(.error) input")?.focus();
+    } else {
+      form.elements.prompt.focus();
+      if (announcer()) announcer().textContent = "Queued. The new card is first in My generations.";
+    }
+  });
+})();
