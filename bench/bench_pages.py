@@ -1,0 +1,231 @@
+"""Pages with 10,000 generations versus 100: the team gallery, My generations and the status
+partial, through Django's test client and the full middleware stack.
+
+Targets (issue 4): each page takes ≤ 1.3× the time with 10,000 generations as with 100; the
+status partial takes ≤ 1.5× a bare view behind the same middleware (session, login, CSRF,
+CSP, htmx), so the partial itself adds little to what every request pays anyway.
+
+The measuring runs in a child process with its own throwaway database and media
+(KLING_VAR_DIR), in production mode (DEBUG=0, collected static files), so it never touches
+a real database and other benchmarks' settings can't leak in.
+
+    .venv/bin/python -m bench pages
+"""
+
+import json
+import os
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from django.http import Http404, HttpResponse
+from django.urls import include, path
+
+SMALL, LARGE = 100, 10_000
+MINE_SHARE = 0.3  # the member's share: a full first page of their own even at 100
+ROUNDS = 10  # the two databases take turns, so a busy moment on the machine hits both
+REQUESTS = 40  # per URL, database and round: medians of 400 requests each
+WARMUP = 5  # per URL, database and round
+PAGE_RATIO_TARGET = 1.3
+STATUS_VS_BARE_TARGET = 1.5
+
+
+def bare(request) -> HttpResponse:
+    """The least a logged-in request costs here: the middleware (LoginRequiredMiddleware
+    guards this view too) and nothing else."""
+    return HttpResponse("ok")
+
+
+def unchanged(request, public_id) -> HttpResponse:
+    """A prototype of a cheaper poll, measured for comparison only: look up the card's
+    state and version (one small query) and answer 204, which htmx swaps as nothing."""
+    from generations.models import Generation
+
+    row = (
+        Generation.objects.visible_to(request.user)
+        .filter(public_id=public_id)
+        .values_list("status", "updated_at")
+        .first()
+    )
+    if row is None:
+        raise Http404
+    return HttpResponse(status=204)
+
+
+def __getattr__(name: str):
+    """This module is the child's ROOT_URLCONF: the site plus the bare view. Built on first
+    use, because including the site's URLs needs Django set up (bench/__main__ imports this
+    module before that)."""
+    if name == "urlpatterns":
+        return [
+            path("bench/bare/", bare),
+            path("bench/unchanged/<uuid:public_id>/", unchanged),
+            path("", include("kling_site.urls")),
+        ]
+    raise AttributeError(name)
+
+
+def _timed(client, url: str, headers: dict | None) -> tuple[list[float], int]:
+    """Seconds of REQUESTS GETs, and how many cards the answer holds."""
+    for _ in range(WARMUP):
+        response = client.get(url, headers=headers or {})
+        assert response.status_code in (200, 204, 286), (url, response.status_code)
+    cards = response.content.count(b'<article class="card gen')
+    times = []
+    for _ in range(REQUESTS):
+        start = time.perf_counter()
+        client.get(url, headers=headers or {})
+        times.append(time.perf_counter() - start)
+    return times, cards
+
+
+def _seed(total: int, user: str) -> None:
+    from django.core.management import call_command
+
+    mine = int(total * MINE_SHARE)
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", generations=mine, user=user, seed=total, stdout=quiet)
+        call_command("seed_demo", generations=total - mine, seed=total + 1, stdout=quiet)
+
+
+def measure() -> dict:
+    """In the child: set up, seed, measure. Returns the figures."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from generations.models import Generation
+
+    # No setup_test_environment(): it instruments every template render for the test
+    # client (copying contexts), a cost production doesn't pay. "testserver" is let in
+    # through DJANGO_ALLOWED_HOSTS instead.
+    settings.ROOT_URLCONF = "bench.bench_pages"
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+    from django.contrib.auth import get_user_model
+
+    member = get_user_model().objects.create_user("bench", password="unused-bench-pass")
+    _seed(SMALL, "bench")
+    # One job in flight: the card a studio page polls. No cluster runs here.
+    polled = Generation.objects.create(
+        owner=member,
+        prompt="A heron lands on a misty pond",
+        model_name="kling-v1",
+        mode="std",
+        duration="5",
+        aspect_ratio="16:9",
+        status="processing",
+    )
+    client = Client()
+    client.force_login(member)
+    pages = {
+        "team gallery": "/gallery/",
+        "my generations": "/mine/",
+        "team gallery, one member": "/gallery/?member=ana",
+        "my generations, failed only": "/mine/?state=failed",
+        "team gallery, search 'fox'": "/gallery/?q=fox",
+        "status partial": f"/g/{polled.public_id}/status/",
+        "bare view": "/bench/bare/",
+        "poll answered 204 when unchanged (prototype)": f"/bench/unchanged/{polled.public_id}/",
+    }
+    # The small database is a snapshot taken now; the large one grows on from it. Same
+    # member, session and polled card in both.
+    small_db = Path(settings.DATABASES["default"]["NAME"]).with_name("small.sqlite3")
+    target = sqlite3.connect(small_db)
+    connection.ensure_connection()
+    connection.connection.backup(target)
+    target.close()
+    _seed(LARGE - SMALL, "bench")
+    databases = {str(SMALL): small_db, str(LARGE): Path(settings.DATABASES["default"]["NAME"])}
+
+    htmx = {"HX-Request": "true"}
+    times: dict[str, dict[str, list[float]]] = {n: {s: [] for s in databases} for n in pages}
+    cards: dict[str, dict[str, int]] = {name: {} for name in pages}
+    for _round in range(ROUNDS):
+        for size, db in databases.items():
+            connection.close()
+            connection.settings_dict["NAME"] = str(db)
+            assert Generation.objects.count() == int(size) + 1
+            for name, url in pages.items():
+                headers = htmx if name == "status partial" else None
+                sample, cards[name][size] = _timed(client, url, headers)
+                times[name][size] += sample
+    figures = {
+        name: {size: statistics.median(sample) * 1000 for size, sample in by_size.items()}
+        for name, by_size in times.items()
+    }
+    return {"ms": figures, "cards": cards}
+
+
+def run() -> bool:
+    env = {
+        **os.environ,
+        "KLING_VAR_DIR": tempfile.mkdtemp(prefix="kling-bench-pages-"),
+        "DJANGO_SETTINGS_MODULE": "kling_site.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "SITE_URL"):
+        env.pop(name, None)
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.bench_pages", "--measure"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        print(child.stdout, child.stderr, sep="\n")
+        return False
+    measured = json.loads(child.stdout.strip().splitlines()[-1])
+    figures, cards = measured["ms"], measured["cards"]
+    ok = True
+    print(f"| request | {SMALL:,} generations | {LARGE:,} generations | ratio | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name, by_size in figures.items():
+        small, large = by_size[str(SMALL)], by_size[str(LARGE)]
+        n_small, n_large = cards[name][str(SMALL)], cards[name][str(LARGE)]
+        label = name
+        if n_small != n_large:
+            # A filter matching 3 of 100 renders 3 cards, then 24 of 10,000: the ratio
+            # then measures page size, not table size. Shown for information.
+            label = f"{name} ({n_small} vs {n_large} cards)"
+        ratio = large / small
+        target = ""
+        if name in ("team gallery", "my generations", "status partial"):
+            target = f"≤ {PAGE_RATIO_TARGET}×"
+            passed = ratio <= PAGE_RATIO_TARGET
+            ok &= passed
+            target += " ✓" if passed else " ✗ MISSED"
+        print(f"| {label} | {small:.2f} ms | {large:.2f} ms | {ratio:.2f}× | {target} |")
+    status = figures["status partial"][str(LARGE)]
+    bare_ms = figures["bare view"][str(LARGE)]
+    vs_bare = status / bare_ms
+    passed = vs_bare <= STATUS_VS_BARE_TARGET
+    ok &= passed
+    print(
+        f"\nstatus partial vs bare view (10,000): {status:.2f} / {bare_ms:.2f} ms = "
+        f"{vs_bare:.2f}× (target ≤ {STATUS_VS_BARE_TARGET}×) {'✓' if passed else '✗ MISSED'}"
+    )
+    return ok
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--measure"]:
+    print(json.dumps(measure()))
+elif __name__ == "__main__":
+    sys.exit(0 if run() else 1)
