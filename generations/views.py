@@ -137,18 +137,6 @@ def price_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def gallery(request: HttpRequest) -> HttpResponse:
-    generations = Generation.objects.team_gallery()[: PAGE_SIZE * 2]
-    return render(request, "generations/gallery.html", {"generations": generations})
-
-
-@require_GET
-def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _get_generation(request, public_id)
-    return render(request, "generations/generation_detail.html", {"generation": gen})
-
-
-@require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state,
     and a clip that just ended tells its owner's page (`generationFinished`) for a notice."""
