@@ -192,6 +192,16 @@ class GenerationForm(forms.Form):
         except ValueError:
             return True
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        # Screen readers read a field's error with the field (the template gives it this id).
+        for name in self.errors:
+            if name in self.fields:
+                attrs = self.fields[name].widget.attrs
+                attrs["aria-describedby"] = (
+                    f"{attrs.get('aria-describedby', '')} {name}-error".strip()
+                )
+
     def clean_prompt(self) -> str:
         prompt = self.cleaned_data["prompt"].strip()
         if not prompt:

@@ -192,3 +192,10 @@ def test_the_matrix_is_plain_data_for_the_browser():
         "cfg_scale": False,
     }
     assert data["camera"] == {"model_name": "kling-v1", "mode": "std", "duration": "5"}
+
+
+def test_errors_are_tied_to_their_fields_for_screen_readers():
+    f = form(prompt="", camera="simple", camera_value="0")
+    assert 'aria-describedby="prompt-count prompt-error"' in str(f["prompt"])
+    assert 'aria-describedby="camera_value-error"' in str(f["camera_value"])
+    assert "aria-describedby" not in str(f["model_name"])
