@@ -1,5 +1,6 @@
 import secrets
 import uuid
+import zlib
 from datetime import timedelta
 
 from django.conf import settings
@@ -175,6 +176,16 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt[:40]} ({self.get_status_display()})"
+
+    @staticmethod
+    def version_of(status: str, remote_status: str, wait_reason: str) -> str:
+        """What an in-flight card shows, in a few characters: the polling card sends it back
+        and the status view answers 204 (nothing to swap) while it still matches."""
+        return f"{status}.{remote_status or '-'}.{zlib.crc32(wait_reason.encode()):x}"
+
+    @property
+    def card_version(self) -> str:
+        return self.version_of(self.status, self.remote_status, self.wait_reason)
 
     @property
     def is_terminal(self) -> bool:

@@ -417,3 +417,27 @@ def test_status_partial_query_count_is_fixed(alice_client, alice, n, django_asse
         alice_client.get(reverse("generation-status", args=[queued.public_id]))
     with django_assert_num_queries(3):
         alice_client.get(reverse("generation-status", args=[done.public_id]))
+
+
+def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
+    gen = make_gen(alice, status=Status.PROCESSING, remote_status="processing")
+    url = reverse("generation-status", args=[gen.public_id])
+    page = alice_client.get("/").content.decode()
+    assert f"?v={gen.card_version}" in page  # the polling card carries its version
+    assert alice_client.get(url, {"v": gen.card_version}).status_code == 204
+    Generation.objects.filter(pk=gen.pk).update(remote_status="succeed")
+    changed = alice_client.get(url, {"v": gen.card_version})
+    assert changed.status_code == 200 and 'hx-trigger="every 2s"' in changed.content.decode()
+
+
+def test_a_queued_card_always_renders_its_place_in_line(alice_client, alice):
+    gen = make_gen(alice)
+    url = reverse("generation-status", args=[gen.public_id])
+    assert alice_client.get(url, {"v": gen.card_version}).status_code == 200
+
+
+def test_the_fast_poll_path_hides_private_work(client, alice, bob):
+    gen = make_gen(alice, status=Status.PROCESSING, visibility="private")
+    client.force_login(bob)
+    url = reverse("generation-status", args=[gen.public_id])
+    assert client.get(url, {"v": gen.card_version}).status_code == 404
