@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
@@ -89,6 +90,7 @@ PUMP_LEASE = timedelta(seconds=30)
 # cluster waits for its running tasks.
 PUMP_RUN_FOR = 10.0
 PUMP_IDLE_SLEEP = 0.5  # between passes that found nothing due: the poll/dispatch latency
+PUMP_STANDBY_SLEEP = 2.0  # a pump thread without the lease looks again this often
 # Work done per pass before the pump looks at everything else again, so a burst of 500 new
 # jobs or finished clips can't hold up polling.
 DISPATCH_PER_PASS = 50
@@ -422,9 +424,10 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
             changed = live.filter(status=Status.SUBMITTING).update(**common)
         return bool(changed)
     if not confirmed:
-        # Read it ourselves as soon as possible.
+        # Read it ourselves as soon as possible: the running pump's next pass does (no task
+        # to queue behind others); with no pump running, a task does.
         changed = live.update(next_attempt_at=t)
-        if changed:
+        if changed and not pump_is_running():
             enqueue("poll_generation", gen.pk)
         return bool(changed)
     if remote.status == "failed":
@@ -580,8 +583,11 @@ def archive_result(gen_id: int) -> bool:
         try:
             with client_for(gen.api_key) as client, video_path.open("wb") as out:
                 client.download(gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES)
-            duration = archive.probe_duration(video_path)
+            # The poster proves the file decodes. Kling states the clip's duration; only
+            # without it is the file decoded end to end to measure it (a full decode is the
+            # costliest step of an archive, and a burst of finished clips is CPU-bound).
             archive.extract_poster(video_path, poster_path)
+            duration = gen.video_duration or archive.probe_duration(video_path)
         except CometAPIError as exc:
             _archive_failed(gen, exc)
             return True
@@ -716,9 +722,10 @@ def has_unfinished_work() -> bool:
 
 
 def pump_pass() -> int:
-    """One pass over everything due. Returns how much it did (0: nothing was due)."""
-    done = dispatch(limit=DISPATCH_PER_PASS)
-    done += poll_due()
+    """One pass over everything due. Returns how much it did (0: nothing was due).
+    Reads first: a confirming read after a terminal callback is what members wait for."""
+    done = poll_due()
+    done += dispatch(limit=DISPATCH_PER_PASS)
     done += archive_due()
     return done
 
@@ -727,13 +734,14 @@ def pump_pass() -> int:
 
 
 def lease_holder() -> str:
-    """Who holds a lease: this machine and process, so a dead holder here is recognised."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+    """Who holds a lease: this machine, process and thread, so a dead holder here is
+    recognised and two pumps in one process (the thread and a scheduled task) don't mix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:64]
 
 
 def _is_dead_local(holder: str) -> bool:
     """True if `holder` was a process on this machine that no longer runs."""
-    host, _, pid = holder.rpartition(":")
+    host, _, pid = holder.rsplit(":", 1)[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
@@ -808,3 +816,27 @@ def run_pump(run_for: float = PUMP_RUN_FOR) -> bool:
     # Checked after the release: a job committed while we were deciding to stop either is
     # seen here, or its submit task found the pump stopped and started one (see tasks.py).
     return has_unfinished_work()
+
+
+def pump_forever(stop: threading.Event) -> None:
+    """The pump as a background thread of every worker process (see signals.py); the lease
+    makes one of them the pump and the others stand by, ready to take over when its process
+    dies. A thread rather than a task because a task would queue behind every other task
+    in the broker's FIFO at each hand-over, and would hold a worker while it sleeps; as a
+    thread it drives polls and dispatch continuously while both workers run tasks.
+
+    When the worker process exits, the thread ends with it, possibly mid-pass: that is a
+    crash as far as the rows are concerned, and their leases recover it.
+    """
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            if not take_lease("pump", PUMP_LEASE):
+                stop.wait(PUMP_STANDBY_SLEEP)
+                continue
+            if not pump_pass():
+                stop.wait(PUMP_IDLE_SLEEP)
+        except Exception:
+            # A database hiccup or a bug in one pass must not end the pump for good.
+            log.exception("pump pass failed")
+            stop.wait(PUMP_STANDBY_SLEEP)

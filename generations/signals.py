@@ -1,13 +1,17 @@
-"""Start-up kick for the cluster.
+"""Start-up of the cluster's pump.
 
-django-q2's scheduler first runs about 30 s after a cluster starts and its finest interval
-is a minute; jobs in flight when the cluster stopped (or was killed) should move at once, so
-every worker that spawns makes sure the schedule exists and starts the pump. The pump's lease
-keeps it single, and a lease left by a killed process on this machine is taken over at once
-(see lifecycle.take_lease).
+Every worker process that spawns starts a pump thread (lifecycle.pump_forever): the lease
+makes one of them the pump, the others stand by. So jobs in flight when the cluster stopped
+(or was killed) move at once, without waiting for django-q2's scheduler (its first pass comes
+about 30 s after start, its finest interval is a minute). A lease left by a killed process
+on this machine is taken over at once (see lifecycle.take_lease).
+
+The one-minute schedule stays as the sweeper of last resort: it runs the pump as a task
+whenever no pump thread holds the lease.
 """
 
 import logging
+import threading
 
 from django.db import DatabaseError
 from django.dispatch import receiver
@@ -34,12 +38,24 @@ def ensure_schedule() -> None:
     )
 
 
+_pump_thread: threading.Thread | None = None
+
+
 @receiver(post_spawn)
-def kick_pump(sender, proc_name: str, **kwargs) -> None:
-    from django_q.tasks import async_task
+def start_pump(sender, proc_name: str, **kwargs) -> None:
+    """Runs in each new worker process (django-q2 sends post_spawn from the worker)."""
+    global _pump_thread
+    from . import lifecycle
 
     try:
         ensure_schedule()
-        async_task("generations.tasks.pump")
     except DatabaseError:  # not migrated yet: the schedule is made on the next spawn
-        log.exception("could not start the pump")
+        log.exception("could not create the pump schedule")
+    if _pump_thread is None or not _pump_thread.is_alive():
+        _pump_thread = threading.Thread(
+            target=lifecycle.pump_forever,
+            args=(threading.Event(),),
+            name=f"kling-pump-{proc_name}",
+            daemon=True,  # ends with its worker process; the leases recover what it held
+        )
+        _pump_thread.start()

@@ -23,14 +23,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SIM_SPEED = 20.0
 LIFECYCLE_SPEED = "30"
 # Two keys: "steady" is limited to the simulator's 5 running tasks per account and must
-# never be refused with 1303; "eager" claims 7, so the simulator answers 1303 and the jobs
+# never be refused with 1303; "eager" claims 12, so the simulator answers 1303 and the jobs
 # back off and retry.
 STEADY, EAGER = "sk-steady-0123456789abcdef", "sk-eager-0123456789abcdef"
 
 
 def make_keys() -> None:
     ApiKey.objects.create(name="steady", secret=STEADY, concurrency_limit=5)
-    ApiKey.objects.create(name="eager", secret=EAGER, concurrency_limit=7)
+    ApiKey.objects.create(name="eager", secret=EAGER, concurrency_limit=12)
 
 
 def prompt_for(i: int) -> str:

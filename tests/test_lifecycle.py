@@ -335,11 +335,11 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
     WorkerLease.objects.create(
         name="pump",
         held_until=lifecycle.now() + timedelta(minutes=5),
-        holder=f"{socket.gethostname()}:{dead.pid}",
+        holder=f"{socket.gethostname()}:{dead.pid}:1",
     )
     assert lifecycle.take_lease("pump", timedelta(seconds=30))
     # A live holder on another machine keeps it until its lease runs out.
-    WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1")
+    WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1:1")
     assert not lifecycle.take_lease("pump", timedelta(seconds=30))
 
 

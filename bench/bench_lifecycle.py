@@ -1,0 +1,268 @@
+"""Lifecycle benchmark: 500 generations in flight against the simulator, one cluster of 2
+workers, once with callbacks and once with polling only.
+
+Measures, per run:
+- latency from upstream completion (the simulator's `updated_at` of the terminal state) to
+  the row being finished (`finished_at`: clip stored and poster made), p50 and p95;
+- upstream calls per generation (the simulator's request counters: create, read, download),
+  and, without callbacks, the count the poll schedule predicts;
+- peak memory (RSS) of the cluster: the qcluster process and every descendant (workers and
+  the ffmpeg they start), sampled from /proc.
+
+It uses its own throwaway database and media (KLING_VAR_DIR in a temporary directory) and
+production timings (KLING_LIFECYCLE_SPEED=1); the simulator runs at its default clock (a clip
+takes 12 s, a `[slow]` one 48 s). Run it with `make bench` or `python -m bench lifecycle`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+# BENCH_LIFECYCLE_GENERATIONS=20 gives the unloaded path for comparison.
+GENERATIONS = int(os.environ.get("BENCH_LIFECYCLE_GENERATIONS", "500"))
+SLOW_EVERY = 10  # one in ten prompts is `[slow]`: 48 s instead of 12 s upstream
+RUN_TIMEOUT = 200.0  # seconds per run before giving up
+TARGET_P95_CALLBACKS = 2.0
+TARGET_P95_POLLING = 10.0
+TARGET_CALLS_CALLBACKS = 3.0
+POLL_CALLS_TOLERANCE = 0.20
+
+
+@dataclass
+class RunResult:
+    mode: str
+    latencies: list[float]
+    calls: dict[str, int]
+    predicted_calls: float
+    peak_rss_mb: float
+    wall: float
+    unfinished: int
+
+    @property
+    def calls_per_generation(self) -> float:
+        return sum(self.calls.values()) / GENERATIONS
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def setup_django(var_dir: str) -> None:
+    os.environ["KLING_VAR_DIR"] = var_dir
+    os.environ["DJANGO_SETTINGS_MODULE"] = "kling_site.settings"
+    for name in ("DATABASE_URL", "REDIS_URL", "Q_BROKER", "SITE_URL", "MEDIA_ROOT"):
+        os.environ.pop(name, None)
+    os.environ["KLING_LIFECYCLE_SPEED"] = "1"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # one line per callback is noise
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def start_web_server() -> tuple[WSGIServer, str]:
+    """The site, for the simulator's callbacks: Django's WSGI app on a loopback port."""
+    from django.core.wsgi import get_wsgi_application
+
+    server = make_server(
+        "127.0.0.1",
+        0,
+        get_wsgi_application(),
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def reset_database() -> None:
+    from django_q.models import OrmQ, Schedule, Task
+
+    from generations.models import ApiKey, Generation, WorkerLease
+
+    Generation.objects.all().delete()
+    ApiKey.objects.all().delete()
+    WorkerLease.objects.all().delete()
+    OrmQ.objects.all().delete()
+    Task.objects.all().delete()
+    Schedule.objects.all().delete()
+
+
+def predicted_poll_calls(seconds_upstream: float) -> int:
+    """Reads the poll schedule makes for a task that ends `seconds_upstream` after submit:
+    every poll up to and including the first one after it ends."""
+    from generations.lifecycle import POLL_SCHEDULE
+
+    elapsed, reads = 0.0, 0
+    while True:
+        elapsed += POLL_SCHEDULE[min(reads, len(POLL_SCHEDULE) - 1)]
+        reads += 1
+        if elapsed >= seconds_upstream:
+            return reads
+
+
+def rss_mb(pids: list[int]) -> float:
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024
+
+
+def run_once(mode: str) -> RunResult:
+    from django.contrib.auth import get_user_model
+
+    from generations import lifecycle
+    from generations.models import TERMINAL, ApiKey, Generation
+    from generations.simulator import Simulator
+    from tests.stack import Cluster, database_url
+
+    reset_database()
+    users = [get_user_model().objects.get_or_create(username=f"bench-{i}")[0] for i in range(5)]
+    ApiKey.objects.create(name="bench", secret="sk-bench-0123456789abcdef", concurrency_limit=1000)
+    web = None
+    with Simulator(speed=1.0, seed=1) as sim:
+        site_url = ""
+        if mode == "callbacks":
+            web, site_url = start_web_server()
+        env = os.environ.copy()
+        env.update(
+            DATABASE_URL=database_url(),
+            COMETAPI_BASE_URL=sim.base_url,
+            SITE_URL=site_url,
+            Q_WORKERS="2",
+            PYTHONUNBUFFERED="1",
+        )
+        cluster = Cluster(env)
+        cluster.start()
+        started = time.monotonic()
+        peak = 0.0
+        try:
+            for i in range(GENERATIONS):
+                slow = "[slow] " if i % SLOW_EVERY == SLOW_EVERY - 1 else ""
+                lifecycle.create_generation(
+                    users[i % len(users)],
+                    prompt=f"{slow}bench clip {i}: waves on a pier",
+                    model_name="kling-v1",
+                    mode="std",
+                    duration="5",
+                    aspect_ratio="16:9",
+                )
+            left = GENERATIONS
+            from django_q.models import OrmQ
+
+            while time.monotonic() - started < RUN_TIMEOUT:
+                peak = max(peak, rss_mb(cluster.pids()))
+                left = Generation.objects.exclude(status__in=TERMINAL).count()
+                if os.environ.get("BENCH_TRACE"):
+                    by = dict(
+                        Generation.objects.order_by()
+                        .values_list("status")
+                        .annotate(n=__import__("django.db.models").db.models.Count("id"))
+                    )
+                    print(f"{time.monotonic() - started:6.1f} queue={OrmQ.objects.count()} {by}")
+                if left == 0:
+                    break
+                time.sleep(0.5)
+            wall = time.monotonic() - started
+        finally:
+            cluster.stop()
+            cluster.close()
+            if web is not None:
+                web.shutdown()
+                web.server_close()
+        ended_at = {
+            t["_sim"]["request"]["external_task_id"]: t["updated_at"] / 1000 for t in sim.tasks()
+        }
+        requests = sim.state()["requests"]
+    latencies = [
+        gen.finished_at.timestamp() - ended_at[gen.external_task_id]
+        for gen in Generation.objects.filter(finished_at__isnull=False)
+        if gen.external_task_id in ended_at
+    ]
+    slow_share = 1 / SLOW_EVERY
+    predicted = (
+        2
+        + (1 - slow_share) * predicted_poll_calls(sim.finish_after)
+        + (slow_share * predicted_poll_calls(sim.finish_after * 4))
+    )
+    return RunResult(
+        mode=mode,
+        latencies=latencies,
+        calls={k: requests[k] for k in ("create", "read", "list", "download")},
+        predicted_calls=predicted,
+        peak_rss_mb=peak,
+        wall=wall,
+        unfinished=left,
+    )
+
+
+def report(results: list[RunResult]) -> bool:
+    ok = True
+    print("| run | p50 | p95 | max | calls/generation (create+read+download) | peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        c = r.calls
+        calls = f"{r.calls_per_generation:.2f} ({c['create']}+{c['read']}+{c['download']})"
+        if r.mode == "polling":
+            calls += f"; schedule predicts {r.predicted_calls:.2f}"
+        print(
+            f"| {r.mode} | {statistics.median(r.latencies):.2f} s | {r.pct(0.95):.2f} s | "
+            f"{max(r.latencies):.2f} s | {calls} | {r.peak_rss_mb:.0f} MB |"
+        )
+        print(f"  ({r.mode}: {len(r.latencies)} finished, {r.unfinished} left, {r.wall:.0f} s)")
+        if r.unfinished:
+            ok = False
+        if r.mode == "callbacks":
+            ok &= r.pct(0.95) <= TARGET_P95_CALLBACKS
+            ok &= r.calls_per_generation <= TARGET_CALLS_CALLBACKS
+        else:
+            ok &= r.pct(0.95) <= TARGET_P95_POLLING
+            deviation = abs(r.calls_per_generation - r.predicted_calls) / r.predicted_calls
+            ok &= deviation <= POLL_CALLS_TOLERANCE
+    print("targets met" if ok else "a target was missed")
+    return ok
+
+
+def run() -> bool:
+    var_dir = tempfile.mkdtemp(prefix="kling-bench-")
+    try:
+        setup_django(var_dir)
+        modes = os.environ.get("BENCH_LIFECYCLE_MODES", "callbacks,polling").split(",")
+        results = []
+        for mode in modes:
+            print(f"-- {mode}: {GENERATIONS} generations", flush=True)
+            results.append(run_once(mode))
+        return report(results)
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run() else 1)
