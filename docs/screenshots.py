@@ -43,20 +43,31 @@ def main() -> None:
         page.get_by_label("Username").fill("demo")
         page.get_by_label("Password").fill("kling-demo")
         page.get_by_role("button", name="Log in").click()
+        already = page.locator(".badge-succeeded").count()
         for prompt in PROMPTS:
             page.get_by_label("Prompt", exact=True).fill(prompt)
             page.get_by_role("button", name="Generate").click()
             page.wait_for_timeout(400)
         page.screenshot(path=OUT / "studio-progress.png")
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and page.locator(".badge-succeeded").count() < 2:
+        while time.monotonic() < deadline and page.locator(".badge-succeeded").count() < already + 2:
             page.wait_for_timeout(1000)
         page.wait_for_timeout(1500)
+        page.goto(f"{base}/")  # fresh page: no toasts, scrolled to the top
+        page.wait_for_timeout(800)
         page.screenshot(path=OUT / "studio.png")
         page.goto(f"{base}/gallery/")
         page.screenshot(path=OUT / "gallery.png")
         page.locator("article.gen .prompt a").first.click()
         page.screenshot(path=OUT / "detail.png")
+        dark = browser.new_page(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+        dark.context.add_cookies(page.context.cookies())
+        dark.goto(f"{base}/gallery/")
+        dark.screenshot(path=OUT / "gallery-dark.png")
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(f"{base}/")
+        phone.screenshot(path=OUT / "studio-phone.png")
         browser.close()
 
 
