@@ -31,7 +31,8 @@ demo: install
 ## (where a missing server fails the run instead of skipping).
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
-SERVICE_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_permissions.py tests/test_studio_views.py
+SERVICE_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_permissions.py tests/test_studio_views.py tests/test_gallery.py
+BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
 test: install
@@ -42,7 +43,7 @@ test: install
 	else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi
 	@if [ -n "$$CI" ] || $(call up,6379); then \
 	  echo "== Redis broker pass"; \
-	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" tests/test_end_to_end.py tests/test_lifecycle.py; \
+	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" $(BROKER_TESTS); \
 	else echo "Redis is not running on 127.0.0.1:6379: its pass is skipped (CI runs it)"; fi
 
 ## Everything but the browser and end-to-end tests.
