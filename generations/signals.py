@@ -13,7 +13,6 @@ whenever no pump thread holds the lease.
 import logging
 import threading
 
-from django.db import DatabaseError
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
@@ -23,19 +22,25 @@ PUMP_SCHEDULE = "kling-pump"
 
 
 def ensure_schedule() -> None:
-    """The sweeper: a pump every minute restarts the chain if it ever breaks (a lost task,
-    a crash). Idempotent: one named schedule, updated in place."""
+    """The sweeper: a pump every minute, should the pump threads ever all be gone.
+
+    Migration 0005 creates it; this only repairs it. Never get_or_create/update_or_create
+    here: every worker spawning at once on PostgreSQL could insert one each, and a later
+    get() would then raise in every new worker (seen in the SIGKILL fault test)."""
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=PUMP_SCHEDULE,
-        defaults={
-            "func": "generations.tasks.pump",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    schedules = Schedule.objects.filter(name=PUMP_SCHEDULE).order_by("pk")
+    keep = schedules.first()
+    if keep is None:
+        Schedule.objects.create(
+            name=PUMP_SCHEDULE,
+            func="generations.tasks.pump",
+            schedule_type=Schedule.MINUTES,
+            minutes=1,
+            repeats=-1,
+        )
+    else:
+        schedules.exclude(pk=keep.pk).delete()  # duplicates from a race: keep the oldest
 
 
 _pump_thread: threading.Thread | None = None
@@ -49,8 +54,8 @@ def start_pump(sender, proc_name: str, **kwargs) -> None:
 
     try:
         ensure_schedule()
-    except DatabaseError:  # not migrated yet: the schedule is made on the next spawn
-        log.exception("could not create the pump schedule")
+    except Exception:  # noqa: BLE001 (a signal handler that raises kills the worker at birth)
+        log.exception("could not check the pump schedule; the pump threads run regardless")
     if _pump_thread is None or not _pump_thread.is_alive():
         _pump_thread = threading.Thread(
             target=lifecycle.pump_forever,

@@ -63,7 +63,20 @@ def unfinished() -> int:
 
 
 def wait_all_finished(timeout: float = 150.0) -> None:
-    wait_for(lambda: unfinished() == 0, timeout=timeout, interval=0.5, message="every job")
+    try:
+        wait_for(lambda: unfinished() == 0, timeout=timeout, interval=0.5, message="every job")
+    except AssertionError:
+        # Say where the stragglers are, so a failure here can be diagnosed from the log.
+        stuck = Generation.objects.exclude(
+            status__in=[Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
+        ).values_list(
+            "pk", "status", "remote_status", "create_sent", "submit_attempts", "poll_count",
+            "next_attempt_at", "claimed_until", "wait_reason",
+        )
+        raise AssertionError(
+            f"{len(stuck)} jobs unfinished at {lifecycle.now():%H:%M:%S}: "
+            + "; ".join(map(str, stuck[:15]))
+        ) from None
 
 
 def assert_true_ends(sim: Simulator, gens: list[Generation]) -> None:

@@ -345,3 +345,21 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
 
 def test_the_pump_stops_when_nothing_is_left(db):
     assert lifecycle.run_pump(run_for=5) is False
+
+
+def test_duplicate_pump_schedules_are_repaired_not_fatal(db):
+    """Workers spawning together on PostgreSQL once inserted a schedule each; a later
+    get() then raised in every new worker, and the cluster never ran a task again."""
+    from django_q.models import Schedule
+
+    from generations.signals import PUMP_SCHEDULE, ensure_schedule
+
+    assert Schedule.objects.filter(name=PUMP_SCHEDULE).count() == 1  # made by migration 0005
+    first = Schedule.objects.get(name=PUMP_SCHEDULE)
+    Schedule.objects.create(name=PUMP_SCHEDULE, func="generations.tasks.pump",
+                            schedule_type=Schedule.MINUTES, minutes=1, repeats=-1)
+    ensure_schedule()
+    assert list(Schedule.objects.filter(name=PUMP_SCHEDULE)) == [first]
+    Schedule.objects.all().delete()
+    ensure_schedule()
+    assert Schedule.objects.filter(name=PUMP_SCHEDULE).count() == 1
