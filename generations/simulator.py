@@ -433,6 +433,7 @@ class Simulator:
         seed: int | None = None,
         processing_after: float = 3.0,
         finish_after: float = 12.0,
+        finish_spread: float = 0.0,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if speed <= 0:
@@ -443,6 +444,9 @@ class Simulator:
         self.keys = frozenset(keys) if keys else None
         self.processing_after = processing_after
         self.finish_after = finish_after
+        # Real clips don't all take the same time: each task ends up to this many seconds
+        # after finish_after (uniformly), so completions spread out as Kling's do.
+        self.finish_spread = finish_spread
         self.log = log  # one line per request when set (the command's --verbose)
         self.base_url = ""
 
@@ -457,6 +461,7 @@ class Simulator:
         # Separate generators: fault draws stay reproducible whatever ids are generated.
         self._fault_rng = random.Random(seed)
         self._id_rng = random.Random(None if seed is None else seed + 1)
+        self._timing_rng = random.Random(None if seed is None else seed + 2)
 
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
@@ -800,7 +805,8 @@ class Simulator:
         start = time.monotonic()
         self._schedule(start + self.processing_after * factor, task_id, "processing")
         if outcome != "never":
-            self._schedule(start + self.finish_after * factor, task_id, outcome)
+            finish = self.finish_after + self._timing_rng.uniform(0, self.finish_spread)
+            self._schedule(start + finish * factor, task_id, outcome)
         self._push_callback(task)
         return task
 

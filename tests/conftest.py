@@ -63,7 +63,8 @@ def pytest_sessionstart(session) -> None:
 
         db = settings.DATABASES["default"]
         try:
-            socket.create_connection((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)), 3).close()
+            address = (db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
+            socket.create_connection(address, timeout=3).close()
         except OSError as exc:
             pytest.exit(f"PostgreSQL pass: cannot connect ({exc})", returncode=3)
     if os.environ.get("KLING_TEST_REDIS_URL"):

@@ -548,3 +548,28 @@ def test_the_management_command_serves_until_interrupted() -> None:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_finish_spread_varies_when_tasks_end() -> None:
+    with (
+        Simulator(
+            speed=50.0, seed=4, processing_after=0.5, finish_after=1.0, finish_spread=4.0
+        ) as sim,
+        httpx.Client(base_url=sim.base_url) as http,
+    ):
+        for i in range(12):
+            response = http.post(
+                "/kling/v1/videos/text2video",
+                headers={"Authorization": "Bearer sk-test"},
+                json={"prompt": f"clip {i}"},
+            )
+            assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            t["task_status"] != "succeed" for t in sim.tasks()
+        ):
+            time.sleep(0.05)
+        durations = {t["updated_at"] - t["created_at"] for t in sim.tasks()}
+        assert all(t["task_status"] == "succeed" for t in sim.tasks())
+        # 1 s plus up to 4 s, at 50x: 20-100 ms, and not all the same.
+        assert len(durations) > 6 and max(durations) - min(durations) > 20

@@ -59,6 +59,12 @@ class Command(BaseCommand):
             "--processing-after", type=float, default=3.0, help="seconds until processing"
         )
         parser.add_argument("--finish-after", type=float, default=12.0, help="seconds to finish")
+        parser.add_argument(
+            "--finish-spread",
+            type=float,
+            default=0.0,
+            help="each task ends up to this many seconds later (uniform), as real clips vary",
+        )
         parser.add_argument("--verbose", action="store_true", help="print one line per request")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -78,6 +84,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             processing_after=options["processing_after"],
             finish_after=options["finish_after"],
+            finish_spread=options["finish_spread"],
             log=self._print if options["verbose"] else None,
         )
         if threading.current_thread() is threading.main_thread():
