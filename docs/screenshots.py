@@ -50,7 +50,9 @@ def main() -> None:
             page.wait_for_timeout(400)
         page.screenshot(path=OUT / "studio-progress.png")
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and page.locator(".badge-succeeded").count() < already + 2:
+        while (
+            time.monotonic() < deadline and page.locator(".badge-succeeded").count() < already + 2
+        ):
             page.wait_for_timeout(1000)
         page.wait_for_timeout(1500)
         page.goto(f"{base}/")  # fresh page: no toasts, scrolled to the top

@@ -70,8 +70,15 @@ def wait_all_finished(timeout: float = 150.0) -> None:
         stuck = Generation.objects.exclude(
             status__in=[Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
         ).values_list(
-            "pk", "status", "remote_status", "create_sent", "submit_attempts", "poll_count",
-            "next_attempt_at", "claimed_until", "wait_reason",
+            "pk",
+            "status",
+            "remote_status",
+            "create_sent",
+            "submit_attempts",
+            "poll_count",
+            "next_attempt_at",
+            "claimed_until",
+            "wait_reason",
         )
         raise AssertionError(
             f"{len(stuck)} jobs unfinished at {lifecycle.now():%H:%M:%S}: "

@@ -356,8 +356,13 @@ def test_duplicate_pump_schedules_are_repaired_not_fatal(db):
 
     assert Schedule.objects.filter(name=PUMP_SCHEDULE).count() == 1  # made by migration 0005
     first = Schedule.objects.get(name=PUMP_SCHEDULE)
-    Schedule.objects.create(name=PUMP_SCHEDULE, func="generations.tasks.pump",
-                            schedule_type=Schedule.MINUTES, minutes=1, repeats=-1)
+    Schedule.objects.create(
+        name=PUMP_SCHEDULE,
+        func="generations.tasks.pump",
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+        repeats=-1,
+    )
     ensure_schedule()
     assert list(Schedule.objects.filter(name=PUMP_SCHEDULE)) == [first]
     Schedule.objects.all().delete()
