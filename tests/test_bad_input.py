@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from generations.models import Generation
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -61,14 +62,7 @@ def test_it_never_answers_junk_urls_with_a_500(alice_client, url):
     ],
 )
 def test_another_members_private_work_cannot_be_touched(alice_client, bob, name):
-    gen = Generation.objects.create(
-        owner=bob,
-        prompt="bob's",
-        model_name="kling-v1",
-        duration="5",
-        aspect_ratio="16:9",
-        visibility="private",
-    )
+    gen = make_generation(bob, prompt="bob's", visibility="private")
     response = alice_client.post(
         reverse(name, args=[gen.public_id]), {"visibility": "team", "on": "1"}
     )

@@ -7,20 +7,14 @@ from django.urls import reverse
 
 from generations import lifecycle
 from generations.models import Generation, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def in_flight(cometapi, alice) -> Generation:
-    gen = Generation.objects.create(
-        owner=alice,
-        prompt="[slow] a heron takes off",
-        model_name="kling-v1",
-        mode="std",
-        duration="5",
-        aspect_ratio="16:9",
-    )
+    gen = make_generation(alice, prompt="[slow] a heron takes off")
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Status.SUBMITTED

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations.models import Favourite, Generation, Price, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -18,16 +19,7 @@ MINE, TEAM = reverse("my-generations"), reverse("gallery")
 
 
 def make_gen(owner, **kw) -> Generation:
-    params = {
-        "prompt": "a cat",
-        "model_name": "kling-v1",
-        "mode": "std",
-        "duration": "5",
-        "aspect_ratio": "16:9",
-        "status": Status.SUCCEEDED,
-    }
-    params.update(kw)
-    return Generation.objects.create(owner=owner, **params)
+    return make_generation(owner, **({"status": Status.SUCCEEDED} | kw))
 
 
 def ids(response) -> set[str]:

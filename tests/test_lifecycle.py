@@ -7,20 +7,13 @@ import pytest
 from generations import lifecycle
 from generations.cometapi import RemoteTask
 from generations.models import ApiKey, Generation, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
 
 def queued(owner, prompt="a fox in the snow", **kw) -> Generation:
-    params = {
-        "model_name": "kling-v1",
-        "mode": "std",
-        "duration": "5",
-        "aspect_ratio": "16:9",
-        "cfg_scale": 0.5,
-    }
-    params.update(kw)
-    return Generation.objects.create(owner=owner, prompt=prompt, **params)
+    return make_generation(owner, prompt=prompt, **kw)
 
 
 def drive(gen: Generation, timeout: float = 10.0) -> Generation:

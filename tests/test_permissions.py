@@ -5,22 +5,14 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from generations.models import Generation, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def private_clip(alice):
-    gen = Generation.objects.create(
-        owner=alice,
-        prompt="secret",
-        model_name="kling-v1",
-        mode="std",
-        duration="5",
-        aspect_ratio="16:9",
-        visibility="private",
-        status=Status.SUCCEEDED,
-    )
+    gen = make_generation(alice, prompt="secret", visibility="private", status=Status.SUCCEEDED)
     gen.video.save("clip.mp4", ContentFile(b"0123456789" * 100))
     gen.poster.save("poster.jpg", ContentFile(b"jpeg"))
     return gen

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from generations import capabilities as caps
 from generations.models import Favourite, Generation, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -25,19 +26,6 @@ VALID = {
 }
 
 
-def make_gen(owner, **kw) -> Generation:
-    params = {
-        "prompt": "a cat",
-        "model_name": "kling-v1",
-        "mode": "std",
-        "duration": "5",
-        "aspect_ratio": "16:9",
-        "cfg_scale": 0.5,
-    }
-    params.update(kw)
-    return Generation.objects.create(owner=owner, **params)
-
-
 def test_it_requires_login(client):
     response = client.get("/")
     assert response.status_code == 302
@@ -45,8 +33,8 @@ def test_it_requires_login(client):
 
 
 def test_it_shows_the_form_and_own_cards(alice_client, alice, bob):
-    make_gen(alice, prompt="alice's fox")
-    make_gen(bob, prompt="bob's owl")
+    make_generation(alice, prompt="alice's fox")
+    make_generation(bob, prompt="bob's owl")
     response = alice_client.get("/")
     assert response.status_code == 200
     body = response.content.decode()
@@ -130,7 +118,7 @@ def test_it_builds_camera_control(alice_client):
 
 
 def test_status_partial_polls_until_terminal(alice_client, alice):
-    gen = make_gen(alice, status=Status.PROCESSING)
+    gen = make_generation(alice, status=Status.PROCESSING)
     url = reverse("generation-status", args=[gen.public_id])
     response = alice_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
@@ -144,12 +132,12 @@ def test_status_partial_polls_until_terminal(alice_client, alice):
 
 
 def test_finished_cards_do_not_poll(alice_client, alice):
-    make_gen(alice, status=Status.SUCCEEDED)
+    make_generation(alice, status=Status.SUCCEEDED)
     assert "every 2s" not in alice_client.get("/").content.decode()
 
 
 def test_a_refused_create_shows_its_reason(alice_client, alice):
-    make_gen(
+    make_generation(
         alice,
         status=Status.FAILED,
         error_code="1301",
@@ -160,7 +148,7 @@ def test_a_refused_create_shows_its_reason(alice_client, alice):
 
 
 def test_owner_can_make_private_and_share_again(alice_client, alice):
-    gen = make_gen(alice)
+    gen = make_generation(alice)
     url = reverse("generation-visibility", args=[gen.public_id])
     assert alice_client.post(url, {"visibility": "private"}).status_code == 302
     gen.refresh_from_db()
@@ -169,14 +157,14 @@ def test_owner_can_make_private_and_share_again(alice_client, alice):
 
 
 def test_owner_can_cancel_a_queued_job(alice_client, alice):
-    gen = make_gen(alice)
+    gen = make_generation(alice)
     alice_client.post(reverse("generation-cancel", args=[gen.public_id]))
     gen.refresh_from_db()
     assert gen.status == Status.CANCELLED and "nothing was charged" in gen.error_message
 
 
 def test_mutations_need_post(alice_client, alice):
-    gen = make_gen(alice)
+    gen = make_generation(alice)
     assert alice_client.get(reverse("generation-cancel", args=[gen.public_id])).status_code == 405
 
 
@@ -195,7 +183,7 @@ def test_pages_carry_a_strict_csp(alice_client):
 
 
 def test_remix_fills_the_form_with_the_cards_parameters(alice_client, alice):
-    gen = make_gen(
+    gen = make_generation(
         alice,
         prompt="a heron lands",
         negative_prompt="blur",
@@ -219,8 +207,8 @@ def test_remix_fills_the_form_with_the_cards_parameters(alice_client, alice):
 
 
 def test_anyone_may_remix_a_shared_clip_but_not_a_private_one(alice_client, bob):
-    shared = make_gen(bob, prompt="bob's owl", status=Status.SUCCEEDED)
-    private = make_gen(bob, visibility="private")
+    shared = make_generation(bob, prompt="bob's owl", status=Status.SUCCEEDED)
+    private = make_generation(bob, visibility="private")
     response = alice_client.get(f"/?remix={shared.public_id}")
     assert response.status_code == 200 and "bob’s clip" in response.content.decode()
     assert alice_client.get(f"/?remix={private.public_id}").status_code == 404
@@ -228,7 +216,7 @@ def test_anyone_may_remix_a_shared_clip_but_not_a_private_one(alice_client, bob)
 
 
 def test_remix_with_htmx_answers_just_the_form(alice_client, alice):
-    gen = make_gen(alice)
+    gen = make_generation(alice)
     response = alice_client.get(f"/?remix={gen.public_id}", headers={"HX-Request": "true"})
     body = response.content.decode()
     assert body.lstrip().startswith('<form id="prompt-form"')
@@ -236,7 +224,9 @@ def test_remix_with_htmx_answers_just_the_form(alice_client, alice):
 
 
 def test_a_failed_card_offers_edit_and_retry(alice_client, alice):
-    gen = make_gen(alice, prompt="[fail] stadium", status=Status.FAILED, error_message="moderation")
+    gen = make_generation(
+        alice, prompt="[fail] stadium", status=Status.FAILED, error_message="moderation"
+    )
     body = alice_client.get("/").content.decode()
     assert f'href="/?remix={gen.public_id}#composer">Edit and retry</a>' in body
     body = alice_client.get(f"/?remix={gen.public_id}").content.decode()
@@ -244,7 +234,7 @@ def test_a_failed_card_offers_edit_and_retry(alice_client, alice):
 
 
 def test_retry_as_is_makes_a_new_job(alice_client, alice):
-    gen = make_gen(alice, model_name="kling-v1-6", mode="pro", status=Status.FAILED)
+    gen = make_generation(alice, model_name="kling-v1-6", mode="pro", status=Status.FAILED)
     response = alice_client.post(reverse("generation-retry", args=[gen.public_id]))
     assert response.status_code == 302
     new = Generation.objects.exclude(pk=gen.pk).get()
@@ -253,9 +243,9 @@ def test_retry_as_is_makes_a_new_job(alice_client, alice):
 
 
 def test_only_failed_or_cancelled_jobs_of_ones_own_are_retried(alice_client, alice, bob):
-    done = make_gen(alice, status=Status.SUCCEEDED)
+    done = make_generation(alice, status=Status.SUCCEEDED)
     assert alice_client.post(reverse("generation-retry", args=[done.public_id])).status_code == 400
-    bobs = make_gen(bob, status=Status.FAILED)
+    bobs = make_generation(bob, status=Status.FAILED)
     assert alice_client.post(reverse("generation-retry", args=[bobs.public_id])).status_code == 404
     assert Generation.objects.count() == 2
 
@@ -310,9 +300,9 @@ def test_admins_edit_prices(admin_client):
 
 
 def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bob):
-    first = make_gen(alice)
-    make_gen(bob)
-    second = make_gen(alice)  # after bob's: every member's first job goes first
+    first = make_generation(alice)
+    make_generation(bob)
+    second = make_generation(alice)  # after bob's: every member's first job goes first
     body = alice_client.get("/").content.decode()
     assert "#1 in line" in body and "#3 in line" in body
     response = alice_client.get(reverse("generation-status", args=[second.public_id]))
@@ -325,7 +315,7 @@ def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bo
 
 
 def test_a_finished_clip_triggers_a_notice_for_its_owner(alice_client, alice):
-    gen = make_gen(alice, status=Status.SUCCEEDED, prompt="a lighthouse in a storm")
+    gen = make_generation(alice, status=Status.SUCCEEDED, prompt="a lighthouse in a storm")
     response = alice_client.get(
         reverse("generation-status", args=[gen.public_id]), headers={"HX-Request": "true"}
     )
@@ -342,15 +332,15 @@ def test_a_finished_clip_triggers_a_notice_for_its_owner(alice_client, alice):
 
 def test_no_notice_while_running_or_for_someone_elses_clip(client, alice, bob):
     client.force_login(bob)
-    running = make_gen(bob, status=Status.PROCESSING)
+    running = make_generation(bob, status=Status.PROCESSING)
     assert "HX-Trigger" not in client.get(reverse("generation-status", args=[running.public_id]))
-    alices = make_gen(alice, status=Status.SUCCEEDED)
+    alices = make_generation(alice, status=Status.SUCCEEDED)
     response = client.get(reverse("generation-status", args=[alices.public_id]))
     assert response.status_code == 286 and "HX-Trigger" not in response
 
 
 def test_stopping_an_in_flight_job_asks_first_without_js(alice_client, alice):
-    gen = make_gen(alice, status=Status.PROCESSING)
+    gen = make_generation(alice, status=Status.PROCESSING)
     url = reverse("generation-cancel", args=[gen.public_id])
     response = alice_client.post(url, {"next": "/"})
     assert response.status_code == 200
@@ -364,7 +354,7 @@ def test_stopping_an_in_flight_job_asks_first_without_js(alice_client, alice):
 
 
 def test_in_flight_cards_confirm_with_htmx(alice_client, alice):
-    gen = make_gen(alice, status=Status.SUBMITTED)
+    gen = make_generation(alice, status=Status.SUBMITTED)
     body = alice_client.get("/").content.decode()
     assert 'hx-confirm="Kling is already making this clip, so the charge stands.' in body
     assert 'hx-vals=\'{"confirm": "yes"}\'' in body
@@ -378,9 +368,9 @@ def test_in_flight_cards_confirm_with_htmx(alice_client, alice):
 
 def test_every_state_reads_clearly(alice_client, alice):
     now = timezone.now()
-    make_gen(alice, status=Status.SUBMITTED, submitted_at=now)
-    make_gen(alice, status=Status.PROCESSING, submitted_at=now - timedelta(seconds=75))
-    make_gen(alice, status=Status.CANCELLED, error_message="Cancelled before it was sent.")
+    make_generation(alice, status=Status.SUBMITTED, submitted_at=now)
+    make_generation(alice, status=Status.PROCESSING, submitted_at=now - timedelta(seconds=75))
+    make_generation(alice, status=Status.CANCELLED, error_message="Cancelled before it was sent.")
     body = alice_client.get("/").content.decode()
     assert "Kling has it, starting soon" in body
     assert 'Generating · <span class="elapsed" data-elapsed="75">1:15</span>' in body
@@ -394,7 +384,7 @@ def test_every_state_reads_clearly(alice_client, alice):
 def _mixed_generations(owner, n: int) -> None:
     states = [Status.QUEUED, Status.PROCESSING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
     for i in range(n):
-        make_gen(owner, status=states[i % len(states)], prompt=f"clip {i}")
+        make_generation(owner, status=states[i % len(states)], prompt=f"clip {i}")
 
 
 @pytest.mark.parametrize("n", [3, 30])
@@ -420,7 +410,7 @@ def test_status_partial_query_count_is_fixed(alice_client, alice, n, django_asse
 
 
 def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
-    gen = make_gen(alice, status=Status.PROCESSING, remote_status="processing")
+    gen = make_generation(alice, status=Status.PROCESSING, remote_status="processing")
     url = reverse("generation-status", args=[gen.public_id])
     page = alice_client.get("/").content.decode()
     assert f"?v={gen.card_version}" in page  # the polling card carries its version
@@ -431,13 +421,13 @@ def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
 
 
 def test_a_queued_card_always_renders_its_place_in_line(alice_client, alice):
-    gen = make_gen(alice)
+    gen = make_generation(alice)
     url = reverse("generation-status", args=[gen.public_id])
     assert alice_client.get(url, {"v": gen.card_version}).status_code == 200
 
 
 def test_the_fast_poll_path_hides_private_work(client, alice, bob):
-    gen = make_gen(alice, status=Status.PROCESSING, visibility="private")
+    gen = make_generation(alice, status=Status.PROCESSING, visibility="private")
     client.force_login(bob)
     url = reverse("generation-status", args=[gen.public_id])
     assert client.get(url, {"v": gen.card_version}).status_code == 404

@@ -12,22 +12,14 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from generations.models import Generation, Price, Status
+from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
 
 
 def clip(owner, prompt: str, data: bytes = b"\x00mp4", **kw) -> Generation:
-    params = {
-        "model_name": "kling-v1",
-        "mode": "std",
-        "duration": "5",
-        "aspect_ratio": "16:9",
-        "cfg_scale": 0.5,
-        "status": Status.SUCCEEDED,
-        "task_id": f"task-{prompt}",
-    }
-    params.update(kw)
-    gen = Generation.objects.create(owner=owner, prompt=prompt, **params)
+    params = {"status": Status.SUCCEEDED, "task_id": f"task-{prompt}"} | kw
+    gen = make_generation(owner, prompt=prompt, **params)
     if gen.status == Status.SUCCEEDED:
         gen.video.save("clip.mp4", ContentFile(data))
     return gen
