@@ -155,6 +155,26 @@ def rss_mb(pids: list[int]) -> float:
     return total_kb / 1024
 
 
+def report_stragglers(sim, cluster_log: str) -> None:
+    """What each unfinished row looks like to us and to the simulator, and what the cluster
+    logged about it: a row that never ends is a bug to chase, not a figure."""
+    from generations.models import TERMINAL, Generation
+
+    upstream = {t["_sim"]["request"]["external_task_id"]: t for t in sim.tasks()}
+    for gen in Generation.objects.exclude(status__in=TERMINAL):
+        task = upstream.get(gen.external_task_id, {})
+        print(
+            f"  straggler {gen.pk}: status={gen.status} remote={gen.remote_status!r} "
+            f"task={gen.task_id!r} create_sent={gen.create_sent} attempts={gen.submit_attempts} "
+            f"polls={gen.poll_count} next={gen.next_attempt_at} claimed={gen.claimed_until} "
+            f"wait={gen.wait_reason!r} error={gen.error_code!r} {gen.error_message[:80]!r}; "
+            f"upstream: {task.get('task_status', 'no task')}"
+        )
+        for line in cluster_log.splitlines():
+            if f"generation {gen.pk}:" in line or f"generation {gen.pk} " in line:
+                print(f"    {line}")
+
+
 def run_once(scenario: str, mode: str) -> RunResult:
     from django.contrib.auth import get_user_model
 
@@ -218,6 +238,8 @@ def run_once(scenario: str, mode: str) -> RunResult:
             wall = time.monotonic() - started
         finally:
             cluster.stop()
+            if left:
+                report_stragglers(sim, cluster.output())
             cluster.close()
             if web is not None:
                 web.shutdown()
