@@ -130,7 +130,7 @@ def reset_database() -> None:
     Schedule.objects.all().delete()
 
 
-def scheduled_reads(seconds_upstream: float, schedule: tuple[int, ...]) -> tuple[int, float]:
+def scheduled_reads(seconds_upstream: float, schedule: tuple[float, ...]) -> tuple[int, float]:
     """What a read schedule does for a task that ends `seconds_upstream` after submit: the
     reads up to and including the first one after it ends, and how long that first read
     comes after the end (the wait the schedule itself imposes). With callbacks (the
@@ -179,7 +179,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
     from django.contrib.auth import get_user_model
 
     from generations import lifecycle
-    from generations.lifecycle import POLL_SCHEDULE, RECONCILE_SCHEDULE
+    from generations.lifecycle import POLL_SCHEDULE, PUSH_QUIET, RECONCILE_SCHEDULE
     from generations.models import TERMINAL, ApiKey, Generation
     from generations.simulator import Simulator
     from tests.stack import Cluster, database_url
@@ -247,8 +247,12 @@ def run_once(scenario: str, mode: str) -> RunResult:
         tasks = sim.tasks()
         ended_at = {t["_sim"]["request"]["external_task_id"]: t["updated_at"] / 1000 for t in tasks}
         # What the read schedule predicts for these very tasks (each one's actual time
-        # upstream): create, the reads up to the first one after its end, download.
-        schedule = RECONCILE_SCHEDULE if mode == "callbacks" else POLL_SCHEDULE
+        # upstream): create, the reads up to the first one after its end, download. With
+        # callbacks the "processing" push makes the first read wait PUSH_QUIET.
+        if mode == "callbacks":
+            schedule = (sim.processing_after + PUSH_QUIET, *RECONCILE_SCHEDULE)
+        else:
+            schedule = POLL_SCHEDULE
         planned = [
             scheduled_reads((t["updated_at"] - t["created_at"]) / 1000, schedule) for t in tasks
         ]

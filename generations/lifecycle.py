@@ -71,9 +71,15 @@ ARCHIVE_GIVE_UP = 24 * 3600.0
 # apart through the first five minutes, where nearly every task ends, so a finished task
 # waits 5 s on average for its read; then backing off. The last value repeats.
 POLL_SCHEDULE = (5, 5, 5, 5, 5, 5) + (10,) * 27 + (20,) * 15 + (30, 45, 60)
-# With callbacks (SITE_URL set) Kling pushes every change and polling only reconciles a lost
-# push: a terminal push costs one confirming read, and a lost one is noticed within a minute.
+# With callbacks (SITE_URL set) Kling pushes every status change and reads only reconcile a
+# lost push. The first read comes a minute after submit; Kling pushes "processing" within
+# seconds, so a task with no push by then has pushes that don't reach us (a SITE_URL the
+# internet can't see, a proxy in the way) and is polled on POLL_SCHEDULE instead. Each push
+# puts the next read PUSH_QUIET away: nearly every task ends (and pushes its end) within
+# five minutes, so a finished clip costs one confirming read, and a lost terminal push is
+# noticed within five minutes of the task's last push; then reads come every minute or two.
 RECONCILE_SCHEDULE = (60, 60, 60, 120)
+PUSH_QUIET = 300.0
 # A queued job waiting for a key or a slot looks again after this (a slot frees when a task
 # ends; the pump also dispatches every pass).
 WAIT_RECHECK = 5.0
@@ -122,9 +128,17 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
     return min(cap, base * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)
 
 
-def poll_delay(poll_count: int) -> timedelta:
-    schedule = RECONCILE_SCHEDULE if settings.SITE_URL else POLL_SCHEDULE
-    return scaled(schedule[min(poll_count, len(schedule) - 1)])
+def first_read_delay() -> timedelta:
+    """From submit to the task's first read."""
+    return scaled(RECONCILE_SCHEDULE[0] if settings.SITE_URL else POLL_SCHEDULE[0])
+
+
+def next_read_delay(gen: Generation) -> timedelta:
+    """From a read of `gen` now to its next one: reconciliation while its pushes reach us,
+    polling otherwise (see RECONCILE_SCHEDULE)."""
+    pushed = settings.SITE_URL and gen.last_push_at is not None
+    schedule = RECONCILE_SCHEDULE if pushed else POLL_SCHEDULE
+    return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
 
 
 def client_for(key: ApiKey | None) -> CometAPIClient:
@@ -266,7 +280,7 @@ def submit(gen_id: int) -> None:
         task_id=remote.task_id,
         submitted_at=t,
         claimed_until=None,
-        next_attempt_at=t + poll_delay(0),
+        next_attempt_at=t + first_read_delay(),
         error_code="",
         error_message="",
     )
@@ -411,14 +425,18 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
     common = {"remote_status": remote.status, "remote_updated_at_ms": remote.updated_at_ms}
     if remote.task_id:
         common["task_id"] = remote.task_id
+    if not confirmed:
+        common["last_push_at"] = t  # pushes reach us: reads only reconcile
     if rank < 3:
         status = Status.PROCESSING if remote.status == "processing" else Status.SUBMITTED
+        # A push that moved the task on makes the next read wait (see PUSH_QUIET).
+        quiet = {} if confirmed else {"next_attempt_at": t + scaled(PUSH_QUIET)}
         # From SUBMITTING only the submit step moves a row on; a callback racing it just
         # records what it saw.
         changed = (
             live.filter(status__in=IN_FLIGHT)
             .exclude(status=Status.PROCESSING, remote_status="processing")
-            .update(status=status, **common)
+            .update(status=status, **common, **quiet)
         )
         if not changed:
             changed = live.filter(status=Status.SUBMITTING).update(**common)
@@ -426,7 +444,7 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
     if not confirmed:
         # Read it ourselves as soon as possible: the running pump's next pass does (no task
         # to queue behind others); with no pump running, a task does.
-        changed = live.update(next_attempt_at=t)
+        changed = live.update(next_attempt_at=t, last_push_at=t)
         if changed and not pump_is_running():
             enqueue("poll_generation", gen.pk)
         return bool(changed)
@@ -474,12 +492,12 @@ def _schedule_next_polls(gens: list[Generation]) -> None:
     # Pushed out before reading: a crash mid-read delays the row, it doesn't lose it. One
     # UPDATE per schedule step rather than per row.
     t = now()
-    by_count: dict[int, list[int]] = {}
+    by_delay: dict[timedelta, list[int]] = {}
     for gen in gens:
-        by_count.setdefault(gen.poll_count, []).append(gen.pk)
-    for count, ids in by_count.items():
+        by_delay.setdefault(next_read_delay(gen), []).append(gen.pk)
+    for delay, ids in by_delay.items():
         Generation.objects.filter(pk__in=ids).update(
-            next_attempt_at=t + poll_delay(count), poll_count=F("poll_count") + 1
+            next_attempt_at=t + delay, poll_count=F("poll_count") + 1
         )
 
 

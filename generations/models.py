@@ -128,6 +128,9 @@ class Generation(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)  # next submit/poll/archive
     claimed_until = models.DateTimeField(null=True, blank=True)  # lease of a worker's claim
     poll_count = models.PositiveIntegerField(default=0)
+    # When Kling last pushed this task's progress to our callback: proof that pushes reach
+    # us, so reads only reconcile (see lifecycle.read_delay).
+    last_push_at = models.DateTimeField(null=True, blank=True)
     wait_reason = models.CharField(max_length=200, blank=True)
 
     error_code = models.CharField(max_length=40, blank=True)

@@ -108,3 +108,53 @@ def test_a_push_after_the_end_changes_nothing(client, in_flight):
 def test_the_callback_needs_no_login_and_only_takes_post(client, in_flight):
     url = reverse("kling-callback", args=[in_flight.public_id, in_flight.callback_token])
     assert client.get(url).status_code == 405
+
+
+# Reads with callbacks on: one confirming read per clip while pushes reach us, polling when
+# they don't (lifecycle.RECONCILE_SCHEDULE).
+
+UNREACHABLE_SITE = "http://127.0.0.1:9"  # the simulator's pushes to it are refused at once
+
+
+def due_in(gen: Generation) -> float:
+    gen.refresh_from_db()
+    return (gen.next_attempt_at - lifecycle.now()).total_seconds()
+
+
+def seconds(delay: float) -> float:
+    return lifecycle.scaled(delay).total_seconds()
+
+
+@pytest.fixture
+def with_callbacks(settings, cometapi, alice) -> Generation:
+    settings.SITE_URL = UNREACHABLE_SITE
+    gen = make_generation(alice, prompt="[slow] a heron takes off")
+    lifecycle.submit(gen.pk)
+    first = seconds(lifecycle.RECONCILE_SCHEDULE[0])
+    assert first - 2 < due_in(gen) <= first  # time for the first push to arrive
+    return gen
+
+
+def test_after_a_push_reads_wait_and_then_only_reconcile(client, with_callbacks):
+    gen = with_callbacks
+    push(client, gen, task(gen, "processing", 2 * 10**12))
+    quiet = seconds(lifecycle.PUSH_QUIET)
+    assert quiet - 2 < due_in(gen) <= quiet
+    assert gen.last_push_at is not None
+    lifecycle.poll(gen.pk)  # the task is still running when that read comes
+    minute = seconds(lifecycle.RECONCILE_SCHEDULE[0])
+    assert minute - 2 < due_in(gen) <= minute
+
+
+def test_without_pushes_the_task_is_polled(with_callbacks):
+    gen = with_callbacks
+    lifecycle.poll(gen.pk)  # the first read, and no push has come
+    step = seconds(lifecycle.POLL_SCHEDULE[0])
+    assert step - 2 < due_in(gen) <= step
+    assert gen.last_push_at is None
+
+
+def test_a_terminal_push_asks_for_the_read_now(client, with_callbacks):
+    gen = with_callbacks
+    push(client, gen, task(gen, "succeed", 3 * 10**12))
+    assert due_in(gen) <= 0
