@@ -173,6 +173,9 @@ def report_stragglers(sim, cluster_log: str) -> None:
         for line in cluster_log.splitlines():
             if f"generation {gen.pk}:" in line or f"generation {gen.pk} " in line:
                 print(f"    {line}")
+    errors = [line for line in cluster_log.splitlines() if "ERROR" in line or "Error" in line]
+    for line in errors[-20:]:
+        print(f"  cluster: {line}")
 
 
 def run_once(scenario: str, mode: str) -> RunResult:

@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
@@ -66,6 +67,8 @@ LOST_GRACE = 15 * 60.0
 NOT_FOUND_AFTER = 10 * 60.0
 # A finished clip whose download keeps failing (CDN 5xx, network) is retried this long.
 ARCHIVE_GIVE_UP = 24 * 3600.0
+# An archive that broke on something unforeseen is tried again after this.
+ARCHIVE_RETRY = 60.0
 # Poll delays after submit when polling is how we learn of progress: quick at first (the
 # simulator's clips take 12 s, Kling's 1-2 minutes with a long tail), then at most 10 s
 # apart through the first five minutes, where nearly every task ends, so a finished task
@@ -592,10 +595,25 @@ def archive_result(gen_id: int) -> bool:
     ).update(claimed_until=t + scaled(ARCHIVE_LEASE))
     if claimed != 1:
         return False
-    gen = Generation.objects.select_related("api_key").get(pk=gen_id)
+    try:
+        _store_clip(Generation.objects.select_related("api_key").get(pk=gen_id))
+    except Exception:
+        # Anything unforeseen (the database busy past its timeout, a full disk): give the
+        # claim back so the clip is tried again in a minute, not when the ten-minute lease
+        # runs out. If the database itself is down, the lease still does it.
+        with suppress(DatabaseError):
+            Generation.objects.filter(pk=gen_id, status__in=IN_FLIGHT).update(
+                claimed_until=None, next_attempt_at=now() + scaled(ARCHIVE_RETRY)
+            )
+        raise
+    return True
+
+
+def _store_clip(gen: Generation) -> None:
+    """The claimed half of archive_result: download, poster, then the row says finished."""
     if not gen.remote_video_url:
         _fail(gen, "no_video", "Kling reported success but sent no video.")
-        return True
+        return
     with tempfile.TemporaryDirectory(prefix="kling-archive-") as tmp:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
@@ -608,10 +626,10 @@ def archive_result(gen_id: int) -> bool:
             duration = gen.video_duration or archive.probe_duration(video_path)
         except CometAPIError as exc:
             _archive_failed(gen, exc)
-            return True
+            return
         except archive.ArchiveError as exc:
             _fail(gen, "download", f"The clip from Kling could not be read: {exc}")
-            return True
+            return
         name = f"{gen.public_id}"
         with video_path.open("rb") as v, poster_path.open("rb") as p:
             gen.video.save(f"{name}.mp4", File(v), save=False)
@@ -631,7 +649,6 @@ def archive_result(gen_id: int) -> bool:
         gen.poster.delete(save=False)
     else:
         log.info("generation %s finished and stored", gen.pk)
-    return True
 
 
 def _archive_failed(gen: Generation, exc: CometAPIError) -> None:

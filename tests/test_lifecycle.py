@@ -313,6 +313,27 @@ def test_a_failed_download_is_retried_later(cometapi, alice):
     assert gen.next_attempt_at > lifecycle.now()
 
 
+def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alice, monkeypatch):
+    """Not held for the ten-minute lease: tried again a minute later."""
+    gen = queued(alice)
+    lifecycle.submit(gen.pk)
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.PROCESSING, remote_status="succeed", remote_video_url="https://x/c.mp4"
+    )
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lifecycle.archive, "extract_poster", disk_full)
+    monkeypatch.setattr(lifecycle.CometAPIClient, "download", lambda *a, **k: None)
+    with pytest.raises(OSError):
+        lifecycle.archive_result(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Status.PROCESSING and gen.claimed_until is None
+    wait = (gen.next_attempt_at - lifecycle.now()).total_seconds()
+    assert 0 < wait <= lifecycle.scaled(lifecycle.ARCHIVE_RETRY).total_seconds()
+
+
 # -- the pump
 
 
