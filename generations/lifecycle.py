@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
@@ -860,8 +860,10 @@ def pump_forever(stop: threading.Event) -> None:
     in the broker's FIFO at each hand-over, and would hold a worker while it sleeps; as a
     thread it drives polls and dispatch continuously while both workers run tasks.
 
-    When the worker process exits, the thread ends with it, possibly mid-pass: that is a
-    crash as far as the rows are concerned, and their leases recover it.
+    `stop` is set when the worker process ends: the thread finishes its pass, releases
+    the lease and returns. A worker killed outright (SIGKILL, a task timeout) takes the
+    thread with it mid-pass: a crash as far as the rows are concerned, which their leases
+    recover.
     """
     while not stop.is_set():
         try:
@@ -875,3 +877,7 @@ def pump_forever(stop: threading.Event) -> None:
             # A database hiccup or a bug in one pass must not end the pump for good.
             log.exception("pump pass failed")
             stop.wait(PUMP_STANDBY_SLEEP)
+    # Stopped between passes (the worker is exiting): hand over at once.
+    with suppress(DatabaseError):
+        release_lease("pump")
+    connection.close()

@@ -12,6 +12,7 @@ whenever no pump thread holds the lease.
 
 import logging
 import threading
+from multiprocessing.util import Finalize
 
 from django.dispatch import receiver
 from django_q.signals import post_spawn
@@ -57,10 +58,17 @@ def start_pump(sender, proc_name: str, **kwargs) -> None:
     except Exception:  # noqa: BLE001 (a signal handler that raises kills the worker at birth)
         log.exception("could not check the pump schedule; the pump threads run regardless")
     if _pump_thread is None or not _pump_thread.is_alive():
+        stop = threading.Event()
         _pump_thread = threading.Thread(
             target=lifecycle.pump_forever,
-            args=(threading.Event(),),
+            args=(stop,),
             name=f"kling-pump-{proc_name}",
-            daemon=True,  # ends with its worker process; the leases recover what it held
+            daemon=False,  # the worker's exit waits for it to end its pass (below)
         )
+        # A worker's task loop ends when django-q2 recycles it (every `recycle` tasks) or
+        # the cluster stops. multiprocessing then runs this finalizer and joins non-daemon
+        # threads, so the pump finishes the pass it is in, releases its lease and exits:
+        # no row it had claimed (a create, a download) waits for its lease to run out.
+        # Only SIGKILL or a task timeout ends it mid-pass; the leases recover those.
+        Finalize(None, stop.set, exitpriority=10)
         _pump_thread.start()

@@ -357,6 +357,43 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
     assert not lifecycle.take_lease("pump", timedelta(seconds=30))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_ends_lets_its_pump_finish_the_pass(monkeypatch, tmp_path):
+    """django-q2 recycles a worker every `recycle` tasks and stops them with the cluster:
+    the pump thread in it must end its pass (a create, a download) rather than die in it
+    and leave the row claimed until its lease runs out."""
+    import multiprocessing
+
+    from django.db import connection
+
+    from generations import signals
+    from generations.models import WorkerLease
+
+    started, finished = tmp_path / "started", tmp_path / "finished"
+
+    def slow_pass() -> int:
+        started.touch()
+        time.sleep(1.0)
+        finished.touch()
+        return 1
+
+    def worker() -> None:  # what a django-q2 worker does: post_spawn, tasks, return
+        signals.start_pump(sender="django_q", proc_name="Process-test")
+        while not started.exists():
+            time.sleep(0.01)
+
+    monkeypatch.setattr(lifecycle, "pump_pass", slow_pass)
+    connection.close()  # the child must not share this process's connection
+    child = multiprocessing.get_context("fork").Process(target=worker)
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert finished.exists(), "the worker exited in the middle of the pump's pass"
+    # The child held the pump's lease and handed it back on its way out.
+    assert WorkerLease.objects.get(name="pump").holder.split(":")[1] == str(child.pid)
+    assert not lifecycle.pump_is_running()
+
+
 def test_the_pump_stops_when_nothing_is_left(db):
     assert lifecycle.run_pump(run_for=5) is False
 
