@@ -185,6 +185,9 @@ Q_CLUSTER = {
     # Failures are handled by our own backoff on the row; django-q only re-runs a task whose
     # worker died. Two more tries, then the sweeper owns it (the default 0 retries forever).
     "max_attempts": 3,
+    # A worker is replaced after this many tasks (django-q2's default), so a slow leak
+    # can't grow for ever; its pump thread finishes its pass first (generations/signals.py).
+    "recycle": 500,
     "catch_up": False,  # a missed minute of sweeping needs one sweep, not a backlog
     "save_limit": 500,
     "ack_failures": True,
