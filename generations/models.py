@@ -129,7 +129,7 @@ class Generation(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)  # lease of a worker's claim
     poll_count = models.PositiveIntegerField(default=0)
     # When Kling last pushed this task's progress to our callback: proof that pushes reach
-    # us, so reads only reconcile (see lifecycle.read_delay).
+    # us, so reads only reconcile (see lifecycle.next_read_delay).
     last_push_at = models.DateTimeField(null=True, blank=True)
     wait_reason = models.CharField(max_length=200, blank=True)
 

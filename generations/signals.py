@@ -11,6 +11,7 @@ whenever no pump thread holds the lease.
 """
 
 import logging
+import multiprocessing
 import threading
 from multiprocessing.util import Finalize
 
@@ -59,16 +60,19 @@ def start_pump(sender, proc_name: str, **kwargs) -> None:
         log.exception("could not check the pump schedule; the pump threads run regardless")
     if _pump_thread is None or not _pump_thread.is_alive():
         stop = threading.Event()
+        # A worker's task loop ends when django-q2 recycles it (every `recycle` tasks) or
+        # the cluster stops. multiprocessing then runs the finalizer below and joins
+        # non-daemon threads, so the pump finishes the pass it is in, releases its lease
+        # and exits: no row it had claimed (a create, a download) waits for its lease to
+        # run out. Only SIGKILL or a task timeout ends it mid-pass; the leases recover
+        # those. Outside a worker process (nothing would set `stop` before the interpreter
+        # joins its threads) the thread stays a daemon.
+        in_worker = multiprocessing.parent_process() is not None
         _pump_thread = threading.Thread(
             target=lifecycle.pump_forever,
             args=(stop,),
             name=f"kling-pump-{proc_name}",
-            daemon=False,  # the worker's exit waits for it to end its pass (below)
+            daemon=not in_worker,
         )
-        # A worker's task loop ends when django-q2 recycles it (every `recycle` tasks) or
-        # the cluster stops. multiprocessing then runs this finalizer and joins non-daemon
-        # threads, so the pump finishes the pass it is in, releases its lease and exits:
-        # no row it had claimed (a create, a download) waits for its lease to run out.
-        # Only SIGKILL or a task timeout ends it mid-pass; the leases recover those.
         Finalize(None, stop.set, exitpriority=10)
         _pump_thread.start()

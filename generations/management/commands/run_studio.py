@@ -65,7 +65,9 @@ class Command(BaseCommand):
                     f"Demo member: username {DEMO_USER!r}, password {DEMO_PASSWORD!r}"
                 )
             )
-            self.stdout.write("Prompt markers for the simulator: [fail], [policy], [slow], [expire].")
+            self.stdout.write(
+                "Prompt markers for the simulator: [fail], [policy], [slow], [expire]."
+            )
         elif not get_user_model().objects.filter(is_superuser=True).exists():
             self.stdout.write(
                 self.style.WARNING("No admin account yet. Make one with: make superuser")
