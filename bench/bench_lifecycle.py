@@ -184,7 +184,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
     from generations import lifecycle
     from generations.lifecycle import POLL_SCHEDULE, PUSH_QUIET, RECONCILE_SCHEDULE
     from generations.models import TERMINAL, ApiKey, Generation
-    from generations.simulator import Simulator
+    from generations.simulator import SLOW_FACTOR, Simulator
     from tests.stack import Cluster, database_url
 
     reset_database()
@@ -224,7 +224,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
             left = GENERATIONS
             from django_q.models import OrmQ
 
-            slowest = finish_after * (4 if slow_every else 1) + finish_spread
+            slowest = finish_after * (SLOW_FACTOR if slow_every else 1) + finish_spread
             while time.monotonic() - started < slowest + RUN_GRACE:
                 peak = max(peak, rss_mb(cluster.pids()))
                 left = Generation.objects.exclude(status__in=TERMINAL).count()

@@ -67,6 +67,7 @@ CAMERA_FIELDS = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
 CAMERA_REFUSAL = "camera_control is only supported in std mode with 5s duration and kling-v1"
 PROMPT_MAX = 500  # CometAPI's documented limit (Kling itself allows 2500)
 NEGATIVE_PROMPT_MAX = 200
+SLOW_FACTOR = 4.0  # a `[slow]` prompt takes this many times longer at every step
 MAX_BODY = 1024 * 1024
 
 # Kling's unit table: (model, mode) -> units for a 5 s and a 10 s clip.
@@ -801,7 +802,7 @@ class Simulator:
         self._tasks[task_id] = task
         if task.external_task_id:
             self._by_external[task.external_task_id] = task_id
-        factor = (4.0 if "[slow]" in prompt else 1.0) / self.speed
+        factor = (SLOW_FACTOR if "[slow]" in prompt else 1.0) / self.speed
         start = time.monotonic()
         self._schedule(start + self.processing_after * factor, task_id, "processing")
         if outcome != "never":
