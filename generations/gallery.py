@@ -5,7 +5,6 @@ partial and the zip download always agree on what "these clips" means. Pages are
 pages on (created_at, id): each costs the same whatever the page number or the table size.
 """
 
-import csv
 import io
 import json
 import zipfile
@@ -32,6 +31,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
+from . import csvsafe
 from .models import Favourite, Generation, GenerationQuerySet, Price, Status
 
 PAGE_SIZE = 24
@@ -451,7 +451,7 @@ def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
             rows.append(_manifest_row(gen, name, prices))
             yield sink.drain()
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS)
+        writer = csvsafe.DictWriter(text, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         for row in rows:
             camera = row["camera_control"]
