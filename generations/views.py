@@ -278,7 +278,7 @@ def _next_url(request: HttpRequest) -> str:
 @require_POST
 def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
     """Kling's push. Unsigned, so the URL carries a per-generation token; answered fast, and
-    a terminal state is only trusted after our own confirming read (see apply_remote)."""
+    only ever makes us read the task ourselves (see lifecycle.push_received)."""
     gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
@@ -290,7 +290,7 @@ def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
         remote = parse_callback(request.body)
     except (CometAPIError, ValueError):
         return JsonResponse({"error": "not a task object"}, status=400)
-    lifecycle.apply_remote(gen, remote, confirmed=False)
+    lifecycle.push_received(gen, remote)
     return JsonResponse({"ok": True})
 
 
