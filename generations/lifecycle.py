@@ -31,7 +31,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive
+from . import archive, budgets
 from .cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -171,11 +171,22 @@ def enqueue(func: str, *args) -> None:
     transaction.on_commit(lambda: async_task(f"generations.tasks.{func}", *args))
 
 
-def create_generation(owner, **params) -> Generation:
+def create_generations(owner, jobs: list[dict]) -> list[Generation]:
+    """Accept the jobs of one submit together, or none: budgets.admit raises
+    budgets.LimitExceeded before anything is saved or sent upstream."""
     with transaction.atomic():
-        gen = Generation.objects.create(owner=owner, **params)
-        enqueue("submit_generation", gen.pk)
-    return gen
+        prices = budgets.admit(owner, jobs)
+        gens = [
+            Generation.objects.create(owner=owner, price_usd=price, **params)
+            for params, price in zip(jobs, prices, strict=True)
+        ]
+        for gen in gens:
+            enqueue("submit_generation", gen.pk)
+    return gens
+
+
+def create_generation(owner, **params) -> Generation:
+    return create_generations(owner, [params])[0]
 
 
 def cancel(gen: Generation) -> bool:
