@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import gallery, views
+from . import gallery, health, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -23,5 +23,5 @@ urlpatterns = [
     path("g/<uuid:public_id>/retry/", views.generation_retry, name="generation-retry"),
     path("prices/", views.price_list, name="prices"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback, name="kling-callback"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]
