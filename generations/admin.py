@@ -1,7 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
 
 from . import capabilities as caps
+from . import costs
 from .models import ApiKey, Generation, Price
 
 
@@ -10,12 +12,19 @@ class ApiKeyForm(forms.ModelForm):
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
-        help_text="Paste the CometAPI key. Leave empty to keep the current one.",
+        help_text="Paste the CometAPI key.",
     )
 
     class Meta:
         model = ApiKey
         fields = ["name", "secret", "is_active", "concurrency_limit"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # only a stored key has a current one to keep
+            self.fields[
+                "secret"
+            ].help_text = "Paste a new key, or leave empty to keep the current one."
 
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"].strip()
@@ -53,12 +62,12 @@ class GenerationAdmin(admin.ModelAdmin):
         "short_prompt",
         "owner",
         "status",
-        "model_name",
-        "mode",
+        "choice",
         "duration",
         "visibility",
         "created_at",
         "units",
+        "cost",
     ]
     list_filter = ["status", "model_name", "mode", "duration", "visibility"]
     search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
@@ -69,6 +78,23 @@ class GenerationAdmin(admin.ModelAdmin):
     @admin.display(description="Prompt")
     def short_prompt(self, obj: Generation) -> str:
         return obj.prompt[:60]
+
+    def get_queryset(self, request):
+        # The list's cost column: the price on file, in the same query as the rows.
+        price = Price.objects.filter(
+            model_name=OuterRef("model_name"), mode=OuterRef("mode"), duration=OuterRef("duration")
+        )
+        return (
+            super().get_queryset(request).annotate(price_on_file=Subquery(price.values("usd")[:1]))
+        )
+
+    @admin.display(description="Model", ordering="model_name")
+    def choice(self, obj: Generation) -> str:
+        return caps.choice_label(obj.model_name, obj.mode)
+
+    @admin.display(description="Cost")
+    def cost(self, obj: Generation) -> str:
+        return costs.cost_label(obj, getattr(obj, "price_on_file", None))
 
     def has_add_permission(self, request) -> bool:
         return False  # generations start in the studio, where they are validated
@@ -86,7 +112,7 @@ class PriceForm(forms.ModelForm):
 
     class Meta:
         model = Price
-        fields = ["model_name", "mode", "duration", "usd", "units"]
+        fields = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
 
 
 @admin.register(Price)
@@ -95,7 +121,13 @@ class PriceAdmin(admin.ModelAdmin):
     "no published price")."""
 
     form = PriceForm
-    list_display = ["model_name", "mode", "duration", "usd", "units"]
-    list_editable = ["usd", "units"]
-    list_filter = ["model_name", "mode", "duration"]
+    list_display = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
+    list_editable = ["usd", "units", "confirmed"]
+    list_filter = ["confirmed", "model_name", "mode", "duration"]
     ordering = ["model_name", "mode", "duration"]
+
+
+# The site's own name on every admin page instead of "Django administration".
+admin.site.site_header = "Kling Studio administration"
+admin.site.site_title = "Kling Studio admin"
+admin.site.index_title = "Keys, members, generations and prices"
