@@ -1,10 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from . import capabilities as caps
 from . import costs
-from .models import ApiKey, Generation, Price
+from .models import ApiKey, Generation, MemberLimits, Price, TeamLimits
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -79,22 +80,13 @@ class GenerationAdmin(admin.ModelAdmin):
     def short_prompt(self, obj: Generation) -> str:
         return obj.prompt[:60]
 
-    def get_queryset(self, request):
-        # The list's cost column: the price on file, in the same query as the rows.
-        price = Price.objects.filter(
-            model_name=OuterRef("model_name"), mode=OuterRef("mode"), duration=OuterRef("duration")
-        )
-        return (
-            super().get_queryset(request).annotate(price_on_file=Subquery(price.values("usd")[:1]))
-        )
-
     @admin.display(description="Model", ordering="model_name")
     def choice(self, obj: Generation) -> str:
         return caps.choice_label(obj.model_name, obj.mode)
 
     @admin.display(description="Cost")
     def cost(self, obj: Generation) -> str:
-        return costs.cost_label(obj, getattr(obj, "price_on_file", None))
+        return costs.cost_label(obj, obj.price_usd)
 
     def has_add_permission(self, request) -> bool:
         return False  # generations start in the studio, where they are validated
@@ -125,6 +117,44 @@ class PriceAdmin(admin.ModelAdmin):
     list_editable = ["usd", "units", "confirmed"]
     list_filter = ["confirmed", "model_name", "mode", "duration"]
     ordering = ["model_name", "mode", "duration"]
+
+
+# ---------------------------------------------------------------------------------------
+# Budgets: a member's limits inline on their user page; the team's on its own one-row page.
+
+
+class MemberLimitsInline(admin.StackedInline):
+    model = MemberLimits
+    can_delete = False
+    extra = 1
+    max_num = 1
+    verbose_name_plural = "Budget limits (empty: no limit)"
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    UserAdminBase = type(admin.site.get_model_admin(User))
+    admin.site.unregister(User)
+else:
+    UserAdminBase = DjangoUserAdmin
+
+
+@admin.register(User)
+class MemberAdmin(UserAdminBase):
+    """Django's user admin with the member's budget limits."""
+
+    inlines = [*UserAdminBase.inlines, MemberLimitsInline]
+
+
+@admin.register(TeamLimits)
+class TeamLimitsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "monthly_spend"]
+
+    def has_add_permission(self, request) -> bool:
+        return not TeamLimits.objects.filter(pk=1).exists()  # one row (a migration makes it)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 # The site's own name on every admin page instead of "Django administration".

@@ -10,6 +10,7 @@ from .models import IN_FLIGHT, Generation, Status
 
 
 def not_charged(gen: Generation) -> bool:
+    """The same rule as budgets.CHARGED, for one row already in hand."""
     if gen.status == Status.FAILED:
         return True
     return gen.status == Status.CANCELLED and not gen.create_sent
@@ -31,3 +32,10 @@ def cost_label(gen: Generation, usd: Decimal | None) -> str:
     if gen.status in IN_FLIGHT:
         return f"{usd_label(usd)} (estimated)"
     return f"{usd_label(usd)} (estimated; not charged until it is sent)"
+
+
+def short_cost(gen: Generation) -> str:
+    """For a card: the price snapshotted when the job was accepted, "Not charged", or ""."""
+    if not_charged(gen):
+        return "Not charged"
+    return usd_label(gen.price_usd) if gen.price_usd is not None else ""

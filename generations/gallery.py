@@ -5,7 +5,6 @@ partial and the zip download always agree on what "these clips" means. Pages are
 pages on (created_at, id): each costs the same whatever the page number or the table size.
 """
 
-import csv
 import io
 import json
 import zipfile
@@ -32,7 +31,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
-from . import costs
+from . import costs, csvsafe
 from .models import Favourite, Generation, GenerationQuerySet, Price, Status
 
 PAGE_SIZE = 24
@@ -107,6 +106,12 @@ class GalleryFilters(forms.Form):
             del self.fields["state"]  # the team gallery is finished clips only
             self.fields["member"].choices = _choices("Anyone", ((u, u) for u in self.members))
 
+    def clean_since(self) -> date | None:
+        return _within_range(self.cleaned_data["since"])
+
+    def clean_until(self) -> date | None:
+        return _within_range(self.cleaned_data["until"])
+
     def clean(self) -> dict:
         data = super().clean()
         since, until = data.get("since"), data.get("until")
@@ -121,6 +126,24 @@ class GalleryFilters(forms.Form):
             label = self.fields[name].label if name in self.fields else "Filters"
             out.append(f"{label}: {' '.join(errors)}")
         return out
+
+
+# A day's bounds are its local midnight and the next one, in UTC for the database: a day
+# one short of date.min/date.max keeps both inside datetime's range in every time zone
+# (offsets, old local mean times included, are under a day). Beyond them Python raises
+# OverflowError, which used to be a 500.
+FIRST_DAY = date.min + timedelta(days=1)
+LAST_DAY = date.max - timedelta(days=2)
+
+
+def _within_range(d: date | None) -> date | None:
+    if d is not None and not FIRST_DAY <= d <= LAST_DAY:
+        raise forms.ValidationError(
+            "Pick a date between %(first)s and %(last)s.",
+            code="out_of_range",
+            params={"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
+        )
+    return d
 
 
 def _day_start(d: date) -> datetime:
@@ -276,10 +299,12 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
     timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
     timings.append(("Finished" if gen.status == Status.SUCCEEDED else "Ended", gen.finished_at))
     price = _price_for(gen)
+    # What the job was accepted at (budgets snapshot it); the table's price for older rows.
+    usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
     return {
         "generation": gen,
         "price": price,
-        "cost": costs.cost_label(gen, price.usd if price else None),
+        "cost": costs.cost_label(gen, usd),
         "not_charged": costs.not_charged(gen),
         "can_manage": _may_manage(request, gen),
         "timings": [(label, at) for label, at in timings if at],
@@ -460,7 +485,7 @@ def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
             rows.append(_manifest_row(gen, name, prices))
             yield sink.drain()
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS)
+        writer = csvsafe.DictWriter(text, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         for row in rows:
             camera = row["camera_control"]

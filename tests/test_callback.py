@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from generations import lifecycle
 from generations.models import Generation, Status
-from tests.factories import make_generation
+from tests.factories import drive, make_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -40,28 +40,43 @@ def task(gen: Generation, status: str, updated_at: int, **extra) -> dict:
     }
 
 
-def test_a_push_moves_the_job_forward(client, in_flight):
-    assert (
-        push(client, in_flight, task(in_flight, "processing", 2_000_000_000_000)).status_code == 200
-    )
+def test_a_push_makes_us_read_the_task_and_stores_nothing_it_says(client, in_flight):
+    body = task(in_flight, "processing", 2_000_000_000_000)
+    assert push(client, in_flight, body).status_code == 200
     in_flight.refresh_from_db()
-    assert in_flight.status == Status.PROCESSING
+    assert in_flight.status == Status.SUBMITTED  # moved only by our own read
+    assert in_flight.remote_status == "submitted"
+    assert in_flight.remote_updated_at_ms != 2_000_000_000_000
+    assert in_flight.next_attempt_at <= lifecycle.now()
 
 
 def test_an_enveloped_push_is_accepted(client, in_flight):
     body = {"code": 0, "message": "SUCCEED", "data": task(in_flight, "processing", 2 * 10**12)}
     assert push(client, in_flight, body).status_code == 200
     in_flight.refresh_from_db()
-    assert in_flight.status == Status.PROCESSING
+    assert in_flight.last_push_at is not None
 
 
-def test_an_older_or_replayed_push_changes_nothing(client, in_flight):
-    push(client, in_flight, task(in_flight, "processing", 2_000_000_000_000))
-    for old in (task(in_flight, "submitted", 2_000_000_000_005), task(in_flight, "processing", 5)):
-        assert push(client, in_flight, old).status_code == 200
-    in_flight.refresh_from_db()
-    assert in_flight.status == Status.PROCESSING
-    assert in_flight.remote_updated_at_ms == 2_000_000_000_000
+def test_a_forged_far_future_push_cannot_stall_the_job(client, in_flight):
+    """Issue 8, finding 1: a forged "processing" dated in the year 2286 used to be stored,
+    after which every real read looked older and the job never ended."""
+    forged = {"task_status": "processing", "updated_at": 9999999999999}
+    push(client, in_flight, forged)
+    assert push(client, in_flight, {"task_id": in_flight.task_id, **forged}).status_code == 200
+    gen = drive(in_flight, timeout=20)
+    assert gen.status == Status.SUCCEEDED, gen.error_message
+    assert gen.video.name.endswith(".mp4") and gen.video.size > 1000
+    assert gen.remote_updated_at_ms < 9999999999999
+
+
+def test_our_own_terminal_read_wins_over_any_earlier_timestamp(cometapi, in_flight):
+    """A row that already holds a far-future timestamp (stored by an older version from a
+    forged push) still ends when our own read says the task ended."""
+    Generation.objects.filter(pk=in_flight.pk).update(
+        status=Status.PROCESSING, remote_status="processing", remote_updated_at_ms=9999999999999
+    )
+    gen = drive(in_flight, timeout=20)
+    assert gen.status == Status.SUCCEEDED, gen.error_message
 
 
 @pytest.mark.parametrize("token", ["wrong-token", "ünïcode-tökén", "x" * 43])
@@ -96,6 +111,7 @@ def test_a_terminal_push_is_confirmed_by_a_read_before_it_counts(
     in_flight.refresh_from_db()
     assert in_flight.status in (Status.SUBMITTED, Status.PROCESSING)
     assert in_flight.error_message == ""
+    assert in_flight.remote_updated_at_ms != 3 * 10**12
 
 
 def test_a_push_after_the_end_changes_nothing(client, in_flight):
@@ -138,12 +154,18 @@ def with_callbacks(settings, cometapi, alice) -> Generation:
 def test_after_a_push_reads_wait_and_then_only_reconcile(client, with_callbacks):
     gen = with_callbacks
     push(client, gen, task(gen, "processing", 2 * 10**12))
+    assert due_in(gen) <= 0  # the push's confirming read, at once
+    assert gen.last_push_at is not None
+    lifecycle.poll(gen.pk)  # that read: the task is still running
     quiet = seconds(lifecycle.PUSH_QUIET)
     assert quiet - 2 < due_in(gen) <= quiet
-    assert gen.last_push_at is not None
-    lifecycle.poll(gen.pk)  # the task is still running when that read comes
-    minute = seconds(lifecycle.RECONCILE_SCHEDULE[0])
-    assert minute - 2 < due_in(gen) <= minute
+    # Five quiet minutes later (no push since), reads reconcile every minute or two.
+    Generation.objects.filter(pk=gen.pk).update(
+        last_push_at=lifecycle.now() - lifecycle.scaled(lifecycle.PUSH_QUIET)
+    )
+    lifecycle.poll(gen.pk)
+    minute = seconds(lifecycle.RECONCILE_SCHEDULE[-1])
+    assert seconds(lifecycle.RECONCILE_SCHEDULE[0]) - 2 < due_in(gen) <= minute
 
 
 def test_without_pushes_the_task_is_polled(with_callbacks):

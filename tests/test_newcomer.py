@@ -61,13 +61,18 @@ def test_every_offered_choice_has_a_price_and_new_ones_are_to_confirm():
 
 
 def test_admins_generation_list_shows_each_clips_cost(admin_client, alice):
-    Price.objects.filter(model_name="kling-v1", mode="std", duration="5").update(
-        usd=Decimal("0.13")
-    )
-    make_generation(alice, status=Status.SUCCEEDED)
-    make_generation(alice, status=Status.FAILED)
+    make_generation(alice, status=Status.SUCCEEDED, price_usd=Decimal("0.13"))
+    make_generation(alice, status=Status.FAILED, price_usd=Decimal("0.13"))
     body = admin_client.get(reverse("admin:generations_generation_changelist")).content.decode()
     assert "$0.13" in body and "Not charged" in body and "Kling 1.0 · Standard" in body
+
+
+def test_cards_show_each_clips_cost(alice_client, alice):
+    make_generation(alice, status=Status.SUCCEEDED, price_usd=Decimal("0.33"))
+    make_generation(alice, status=Status.FAILED, price_usd=Decimal("0.47"))
+    body = alice_client.get("/").content.decode()
+    assert '<span class="cost">$0.33</span>' in body
+    assert '<span class="cost">Not charged</span>' in body and "$0.47" not in body
 
 
 def test_a_new_key_does_not_offer_to_keep_a_current_one(admin_client):

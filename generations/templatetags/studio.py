@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from generations import capabilities as caps
+from generations import costs
 
 register = template.Library()
 
@@ -58,3 +59,8 @@ def camera_label(camera_type: str) -> str:
     return caps.CAMERA_PRESETS.get(camera_type) or {"simple": "Simple move"}.get(
         camera_type, camera_type
     )
+
+
+@register.filter
+def short_cost(generation) -> str:
+    return costs.short_cost(generation)

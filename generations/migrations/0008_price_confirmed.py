@@ -37,7 +37,7 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generations", "0006_last_push_at")]
+    dependencies = [("generations", "0007_budgets")]
     operations = [
         migrations.AddField(
             model_name="price",
