@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files import File
@@ -156,8 +157,9 @@ def client_for(key: ApiKey | None) -> CometAPIClient:
 def callback_url(gen: Generation) -> str | None:
     if not settings.SITE_URL:
         return None
-    path = reverse("kling-callback", args=[gen.public_id, gen.callback_token])
-    return settings.SITE_URL + path
+    # The token goes in the query, which our access logs redact (kling_site/logs.py).
+    path = reverse("kling-callback", args=[gen.public_id])
+    return f"{settings.SITE_URL}{path}?{urlencode({'token': gen.callback_token})}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -321,13 +321,19 @@ def _next_url(request: HttpRequest) -> str:
 @login_not_required
 @csrf_exempt
 @require_POST
-def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
-    """Kling's push. Unsigned, so the URL carries a per-generation token; answered fast, and
-    only ever makes us read the task ourselves (see lifecycle.push_received)."""
+def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResponse:
+    """Kling's push. Unsigned, so the URL carries a per-generation token (in the query;
+    callbacks of older tasks carry it in the path); answered fast, and only ever makes us
+    read the task ourselves (see lifecycle.push_received)."""
+    token = token or request.GET.get("token", "")
     gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
-    if gen is None or not secrets.compare_digest(gen.callback_token.encode(), token.encode()):
+    if (
+        gen is None
+        or not token
+        or not secrets.compare_digest(gen.callback_token.encode(), token.encode())
+    ):
         return JsonResponse({"error": "unknown callback"}, status=404)
     if len(request.body) > 256 * 1024:
         return JsonResponse({"error": "body too large"}, status=413)
