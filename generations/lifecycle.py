@@ -32,7 +32,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive, budgets
+from . import archive, budgets, heartbeat
 from .cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -903,6 +903,7 @@ def pump_forever(stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
+            heartbeat.beat()  # throttled; /healthz reports the newest
             if not take_lease("pump", PUMP_LEASE):
                 stop.wait(PUMP_STANDBY_SLEEP)
                 continue

@@ -330,3 +330,6 @@ class TeamLimits(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = 1  # the one row, whoever makes it
         super().save(*args, **kwargs)
+
+
+from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

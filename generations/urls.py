@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import gallery, views
+from . import gallery, health, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -26,5 +26,5 @@ urlpatterns = [
     # (kling_site/logs.py); the path form is how tasks submitted before that still call back.
     path("hooks/kling/<uuid:public_id>/", views.kling_callback, name="kling-callback"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
 ]

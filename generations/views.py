@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists
+from django.db.models import Exists
 from django.http import (
     Http404,
     HttpRequest,
@@ -27,7 +27,7 @@ from . import budgets, forms, gallery, lifecycle
 from . import capabilities as caps
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
-from .models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
+from .models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
 from .ranged import ranged_file_response
 
 log = logging.getLogger(__name__)
@@ -343,16 +343,3 @@ def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResp
         return JsonResponse({"error": "not a task object"}, status=400)
     lifecycle.push_received(gen, remote)
     return JsonResponse({"ok": True})
-
-
-@login_not_required
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers and monitoring: the database answers, and how much work is open."""
-    unfinished = dict(
-        Generation.objects.exclude(status__in=TERMINAL)
-        .order_by()
-        .values_list("status")
-        .annotate(n=Count("id"))
-    )
-    return JsonResponse({"ok": True, "unfinished": unfinished})
