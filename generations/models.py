@@ -348,3 +348,6 @@ class DownloadSlot(models.Model):
 
     def __str__(self) -> str:
         return f"download slot {self.number} of {self.owner_id} until {self.expires_at}"
+
+
+from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

@@ -271,12 +271,33 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
     "DJANGO_SECURE_COOKIES", not DEBUG or SITE_URL.startswith("https://")
 )
 
+# Callback tokens are redacted from every line (kling_site/logs.py): runserver's access log
+# (`django.server`, redefined here as Django has it, plus the filter) and `django.request`.
+# gunicorn.conf.py attaches the same filter to `gunicorn.access`.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_callback_tokens": {"()": "kling_site.logs.RedactCallbackTokens"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["redact_callback_tokens"],
+        },
+        "django.request": {"filters": ["redact_callback_tokens"]},
     },
 }
