@@ -37,7 +37,7 @@ def seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("generations", "0008_cluster_heartbeat")]
+    dependencies = [("generations", "0009_download_slots")]
     operations = [
         migrations.AddField(
             model_name="price",
