@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from .accounts import password_reset_enabled
+
 
 def client_ip(request: HttpRequest) -> str:
     """The client's address: the proxy's header when CLIENT_IP_HEADER names one (its last
@@ -54,6 +56,7 @@ def lockout_response(
         "next": request.POST.get("next") or request.GET.get("next", ""),
         "locked_until": until,
         "locked_username": username,
+        "password_reset_enabled": password_reset_enabled(),
     }
     response = render(request, "registration/login.html", context, status=429)
     seconds = max(1, int((until - timezone.now()).total_seconds()))

@@ -240,6 +240,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
 
+# Email, for password reset only. With EMAIL_HOST the studio sends through that SMTP server;
+# EMAIL_CONSOLE=1 (debug only: the links are secrets) prints the mails on the console.
+# Without either, the reset pages answer 404, the login page says to ask an admin, and the
+# default mailer drops anything else (nothing else sends mail).
+# (Django 6.1 takes mail settings from MAILERS only: no EMAIL_* names here.)
+_email_host = env_str("EMAIL_HOST")
+_email_console = env_bool("EMAIL_CONSOLE", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+if _email_host:
+    _email_port = env_int("EMAIL_PORT", 587)
+    _email_ssl = env_bool("EMAIL_USE_SSL", _email_port == 465)
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _email_host,
+                "port": _email_port,
+                "username": env_str("EMAIL_HOST_USER"),
+                "password": env_str("EMAIL_HOST_PASSWORD"),
+                "use_ssl": _email_ssl,
+                "use_tls": env_bool("EMAIL_USE_TLS", not _email_ssl and _email_port != 25),
+                "timeout": 10,  # a slow mail server must not hold a web worker for long
+            },
+        }
+    }
+elif _email_console:
+    if not DEBUG:
+        raise ImproperlyConfigured("EMAIL_CONSOLE=1 is for debug only: it logs reset links")
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.dummy.EmailBackend"}}
+PASSWORD_RESET_ENABLED = bool(_email_host) or _email_console
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True

@@ -4,6 +4,8 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 
+from generations import accounts
+
 
 @login_not_required
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -14,7 +16,7 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(accounts.urlpatterns)),
     path("favicon.ico", favicon, name="favicon"),
     path("", include("generations.urls")),
 ]

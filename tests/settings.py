@@ -18,6 +18,8 @@ for name in (
     "DJANGO_DEBUG",
     "MEDIA_ROOT",
     "STATIC_ROOT",
+    "EMAIL_HOST",
+    "EMAIL_CONSOLE",
 ):
     os.environ.pop(name, None)
 # `make test` runs the service-backed parts of the suite again on PostgreSQL and with the
