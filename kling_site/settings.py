@@ -242,8 +242,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Email, for password reset only. With EMAIL_HOST the studio sends through that SMTP server;
 # EMAIL_CONSOLE=1 (debug only: the links are secrets) prints the mails on the console.
-# Without either, the reset pages answer 404, the login page says to ask an admin, and the
-# default mailer drops anything else (nothing else sends mail).
+# Without either, the reset pages answer 404 and the login page says to ask an admin.
 # (Django 6.1 takes mail settings from MAILERS only: no EMAIL_* names here.)
 _email_host = env_str("EMAIL_HOST")
 _email_console = env_bool("EMAIL_CONSOLE", False)
@@ -270,7 +269,9 @@ elif _email_console:
         raise ImproperlyConfigured("EMAIL_CONSOLE=1 is for debug only: it logs reset links")
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.dummy.EmailBackend"}}
+    # No mailer on purpose: sending would fail loudly, and nothing tries (mail.W001 is
+    # silenced below for this case only).
+    MAILERS = {}
 PASSWORD_RESET_ENABLED = bool(_email_host) or _email_console
 
 LANGUAGE_CODE = "en-us"
@@ -348,6 +349,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 # default: off unless asked for, and its deploy-check warning (W021) silenced accordingly.
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if not MAILERS:
+    SILENCED_SYSTEM_CHECKS.append("mail.W001")  # no email configured: see MAILERS above
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
     "DJANGO_SECURE_COOKIES", not DEBUG or SITE_URL.startswith("https://")
 )
