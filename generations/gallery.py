@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -32,7 +32,15 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
-from .models import Favourite, Generation, GenerationQuerySet, Price, Status
+from .models import (
+    Board,
+    Favourite,
+    Generation,
+    GenerationQuerySet,
+    Price,
+    ReviewState,
+    Status,
+)
 
 PAGE_SIZE = 24
 SEARCH_WORDS = 8  # more words than this in a search are ignored: each is one LIKE
@@ -91,15 +99,50 @@ class GalleryFilters(forms.Form):
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     starred = forms.BooleanField(label="Favourites only", required=False)
+    # Team review (review.py): the tallies and state stored on the row, so no join.
+    review = forms.ChoiceField(
+        label="Review",
+        required=False,
+        choices=_choices(
+            "Any review state",
+            [(ReviewState.APPROVED, "Approved only"), (ReviewState.CHANGES, "Needs changes")],
+        ),
+    )
+    min_rating = forms.TypedChoiceField(
+        label="Rated at least",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=_choices(
+            "Any rating", [(n, f"{n} star{'s' if n > 1 else ''}") for n in range(1, 6)]
+        ),
+    )
+    commented = forms.BooleanField(label="Has comments", required=False)
+    board = forms.ChoiceField(label="On board", required=False)
     order = forms.ChoiceField(
         label="Order",
         required=False,
-        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("rating", "Highest rated"),
+        ],
     )
 
-    def __init__(self, *args, scope: Scope, members: dict[str, int] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        scope: Scope,
+        members: dict[str, int] | None = None,
+        boards: dict[str, tuple[int, str]] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.members = members or {}
+        self.boards = boards or {}
+        self.fields["board"].choices = _choices(
+            "Any board", ((key, name) for key, (_pk, name) in self.boards.items())
+        )
         if scope is MINE:
             del self.fields["member"]  # always the member themself
         else:
@@ -149,6 +192,14 @@ def _apply_filters(qs: GenerationQuerySet, form: GalleryFilters, user) -> Genera
         qs = qs.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
     if data.get("starred"):
         qs = qs.starred_by(user)
+    if data.get("review"):
+        qs = qs.filter(review_state=data["review"])
+    if data.get("min_rating"):
+        qs = qs.filter(rating_count__gt=0, rating_avg__gte=data["min_rating"])
+    if data.get("commented"):
+        qs = qs.filter(comment_count__gt=0)
+    if data.get("board"):
+        qs = qs.filter(board_items__board_id=form.boards[data["board"]][0])
     return qs
 
 
@@ -158,36 +209,62 @@ def _members() -> dict[str, int]:
     return dict(rows.values_list(User.USERNAME_FIELD, "pk"))
 
 
+def _boards(user) -> dict[str, tuple[int, str]]:
+    """The boards this member may filter by: public id → (pk, name)."""
+    rows = Board.objects.visible_to(user).only("pk", "public_id", "name").order_by("name", "id")
+    return {str(b.public_id): (b.pk, b.name) for b in rows[:200]}
+
+
+# Each order is a keyset: the cursor holds these columns of the last card shown.
+ORDERS = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "rating": ("-rating_avg", "-created_at", "-id"),
+}
+
+
+def _order(form: GalleryFilters) -> str:
+    return form.cleaned_data.get("order") or "newest"
+
+
 def _selection(request: HttpRequest, scope: Scope) -> tuple[GalleryFilters, GenerationQuerySet]:
-    """The filter form and the generations it selects, newest or oldest first."""
+    """The filter form and the generations it selects, in the order asked for."""
     user = request.user
     if scope is MINE:
-        form = GalleryFilters(request.GET, scope=scope)
+        form = GalleryFilters(request.GET, scope=scope, boards=_boards(user))
         qs = Generation.objects.filter(owner=user).for_cards(user)
     else:
-        form = GalleryFilters(request.GET, scope=scope, members=_members())
+        form = GalleryFilters(request.GET, scope=scope, members=_members(), boards=_boards(user))
         qs = Generation.objects.team_gallery(user)
     qs = _apply_filters(qs, form, user)
-    oldest = form.cleaned_data.get("order") == "oldest"
-    return form, qs.order_by(*(("created_at", "id") if oldest else ("-created_at", "-id")))
+    return form, qs.order_by(*ORDERS[_order(form)])
 
 
 # ---------------------------------------------------------------------------------------
-# Keyset pages: the cursor is the (created_at, id) of the last card shown.
+# Keyset pages: the cursor is the (created_at, id) of the last card shown, after its
+# rating_avg when sorted by rating.
 
 
-def _cursor(gen: Generation) -> str:
-    return f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
+def _cursor(gen: Generation, order: str = "newest") -> str:
+    keyset = f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
+    return f"{gen.rating_avg!r}_{keyset}" if order == "rating" else keyset
 
 
-def _after(qs: GenerationQuerySet, cursor: str, *, oldest: bool) -> GenerationQuerySet:
+def _after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> GenerationQuerySet:
+    parts = cursor.split("_")
     try:
-        micros, pk = (int(part) for part in cursor.split("_"))
+        rating = float(parts.pop(0)) if order == "rating" and len(parts) == 3 else None
+        micros, pk = (int(part) for part in parts)
         at = EPOCH + timedelta(microseconds=micros)
     except (ValueError, OverflowError):
         return qs  # a mangled cursor starts from the first page rather than failing
-    op = "gt" if oldest else "lt"
-    return qs.filter(Q(**{f"created_at__{op}": at}) | Q(created_at=at, **{f"id__{op}": pk}))
+    if order == "rating" and (rating is None or rating != rating):  # missing, or nan
+        return qs
+    op = "gt" if order == "oldest" else "lt"
+    later = Q(**{f"created_at__{op}": at}) | Q(created_at=at, **{f"id__{op}": pk})
+    if order == "rating":
+        return qs.filter(Q(rating_avg__lt=rating) | (Q(rating_avg=rating) & later))
+    return qs.filter(later)
 
 
 def _query(request: HttpRequest, **changes) -> str:
@@ -202,7 +279,7 @@ def _query(request: HttpRequest, **changes) -> str:
 def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
     form, qs = _selection(request, scope)
     if cursor := request.GET.get("after", ""):
-        qs = _after(qs, cursor, oldest=form.cleaned_data.get("order") == "oldest")
+        qs = _after(qs, cursor, order=_order(form))
     rows = list(qs[: PAGE_SIZE + 1])
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     context = {
@@ -211,7 +288,7 @@ def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
         "form": form,
         "ignored": form.ignored(),
         "generations": page,
-        "next_query": _query(request, after=_cursor(page[-1])) if more else "",
+        "next_query": _query(request, after=_cursor(page[-1], _order(form))) if more else "",
         "filter_query": _query(request, after=None),
         "filtered": any(v for k, v in request.GET.items() if k not in ("after", "order")),
         "first_page": not cursor,
@@ -431,14 +508,19 @@ def _zip_name(gen: Generation) -> str:
     return f"{stamp}-{slugify(gen.prompt)[:40].strip('-') or 'clip'}-{gen.public_id.hex[:8]}.mp4"
 
 
-def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
+def _zip_stream(qs: Iterable[Generation], review=None) -> Iterator[bytes]:
+    """The zip of these clips with manifest.csv/json. `review` (boards.ReviewManifest) adds
+    each clip's review columns and files such as comments.json (a board's zip)."""
     sink = _Sink()
+    fields = MANIFEST_FIELDS + (review.fields if review else [])
+    names: dict[int, str] = {}
     prices: dict[tuple[str, str, str], Price] = {
         (p.model_name, p.mode, p.duration): p for p in Price.objects.all()
     }
     rows: list[dict] = []
     with zipfile.ZipFile(sink, "w") as zf:
-        for gen in qs.iterator(chunk_size=200):
+        clips = qs.iterator(chunk_size=200) if isinstance(qs, GenerationQuerySet) else qs
+        for gen in clips:
             if not default_storage.exists(gen.video.name):
                 continue
             name = _zip_name(gen)
@@ -448,10 +530,11 @@ def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
                 while chunk := src.read(CHUNK):
                     dest.write(chunk)
                     yield sink.drain()
-            rows.append(_manifest_row(gen, name, prices))
+            rows.append(_manifest_row(gen, name, prices) | (review.row(gen) if review else {}))
+            names[gen.pk] = name
             yield sink.drain()
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS)
+        writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             camera = row["camera_control"]
@@ -462,6 +545,8 @@ def _zip_stream(qs: GenerationQuerySet) -> Iterator[bytes]:
             json.dumps(rows, indent=2, ensure_ascii=False, default=_json_default),
             compress_type=zipfile.ZIP_DEFLATED,
         )
+        for extra, text in (review.files(names) if review else {}).items():
+            zf.writestr(extra, text, compress_type=zipfile.ZIP_DEFLATED)
     yield sink.drain()
 
 

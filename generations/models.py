@@ -384,6 +384,14 @@ class Review(models.Model):
         return f"{self.generation_id}: {self.state}"
 
 
+class BoardQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BoardQuerySet":
+        """The member's own boards and the team's; staff see all."""
+        if user.is_staff:
+            return self
+        return self.filter(Q(owner=user) | Q(visibility=Visibility.TEAM))
+
+
 class Board(models.Model):
     """A member's named collection of clips, for the team or for themself."""
 
@@ -396,6 +404,8 @@ class Board(models.Model):
         max_length=10, choices=Visibility.choices, default=Visibility.TEAM
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = BoardQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]
