@@ -57,7 +57,7 @@ def no_control_characters(value: str) -> None:
     """Text members type is shown to others: no invisible control characters (line breaks
     and tabs are fine), so nothing can hide or reorder what a comment says."""
     for ch in value:
-        if ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf"):
+        if ch not in "\r\n\t" and unicodedata.category(ch) in ("Cc", "Cf"):
             raise forms.ValidationError(
                 "Remove the invisible control character (U+%(code)04X) from this text.",
                 params={"code": ord(ch)},
@@ -127,6 +127,9 @@ class CommentForm(forms.Form):
     def __init__(self, *args, length: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.length = length
+
+    def clean_comment(self) -> str:
+        return self.cleaned_data["comment"].replace("\r\n", "\n").replace("\r", "\n")
 
     def clean_at(self) -> float | None:
         text = self.cleaned_data["at"]

@@ -261,3 +261,25 @@ LOGGING = {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     },
 }
+
+# Inbox emails (generations/inbox.py; each member turns them on). Printed to the console
+# until EMAIL_HOST names an SMTP server.
+smtp_host = env_str("EMAIL_HOST")  # lower case: MAILERS forbids the old EMAIL_* settings
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
+MAILERS = {
+    "default": (
+        {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": smtp_host,
+                "port": env_int("EMAIL_PORT", 587),
+                "username": env_str("EMAIL_HOST_USER"),
+                "password": env_str("EMAIL_HOST_PASSWORD"),
+                "use_tls": env_bool("EMAIL_USE_TLS", True),
+                "timeout": 10,
+            },
+        }
+        if smtp_host
+        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    )
+}
