@@ -251,9 +251,10 @@ def run_once(scenario: str, mode: str) -> RunResult:
         ended_at = {t["_sim"]["request"]["external_task_id"]: t["updated_at"] / 1000 for t in tasks}
         # What the read schedule predicts for these very tasks (each one's actual time
         # upstream): create, the reads up to the first one after its end, download. With
-        # callbacks the "processing" push makes the first read wait PUSH_QUIET.
+        # callbacks the "processing" push asks for a confirming read, which puts the next
+        # one PUSH_QUIET away; the terminal push's read takes the place of the last one.
         if mode == "callbacks":
-            schedule = (sim.processing_after + PUSH_QUIET, *RECONCILE_SCHEDULE)
+            schedule = (sim.processing_after, PUSH_QUIET, *RECONCILE_SCHEDULE)
         else:
             schedule = POLL_SCHEDULE
         planned = [

@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from . import capabilities as caps
-from .models import ApiKey, Generation, Price
+from .models import ApiKey, Generation, MemberLimits, Price, TeamLimits
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -64,7 +66,10 @@ class GenerationAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Generation._meta.fields if f.name not in {"visibility"}]
+    # The callback token stays out: whoever holds it can make us read the task at will.
+    readonly_fields = [
+        f.name for f in Generation._meta.fields if f.name not in {"visibility", "callback_token"}
+    ]
 
     @admin.display(description="Prompt")
     def short_prompt(self, obj: Generation) -> str:
@@ -99,3 +104,41 @@ class PriceAdmin(admin.ModelAdmin):
     list_editable = ["usd", "units"]
     list_filter = ["model_name", "mode", "duration"]
     ordering = ["model_name", "mode", "duration"]
+
+
+# ---------------------------------------------------------------------------------------
+# Budgets: a member's limits inline on their user page; the team's on its own one-row page.
+
+
+class MemberLimitsInline(admin.StackedInline):
+    model = MemberLimits
+    can_delete = False
+    extra = 1
+    max_num = 1
+    verbose_name_plural = "Budget limits (empty: no limit)"
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    UserAdminBase = type(admin.site.get_model_admin(User))
+    admin.site.unregister(User)
+else:
+    UserAdminBase = DjangoUserAdmin
+
+
+@admin.register(User)
+class MemberAdmin(UserAdminBase):
+    """Django's user admin with the member's budget limits."""
+
+    inlines = [*UserAdminBase.inlines, MemberLimitsInline]
+
+
+@admin.register(TeamLimits)
+class TeamLimitsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "monthly_spend"]
+
+    def has_add_permission(self, request) -> bool:
+        return not TeamLimits.objects.filter(pk=1).exists()  # one row (a migration makes it)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

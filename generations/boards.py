@@ -35,7 +35,7 @@ from .models import (
     Verb,
     Visibility,
 )
-from .review import no_control_characters
+from .validators import VisibleTextValidator
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
 
@@ -72,7 +72,7 @@ class BoardForm(forms.ModelForm):
     name = forms.CharField(
         label="Board name",
         max_length=100,
-        validators=[no_control_characters],
+        validators=[VisibleTextValidator("The board name")],
         error_messages={"required": "Give the board a name."},
     )
 

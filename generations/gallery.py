@@ -5,7 +5,6 @@ partial and the zip download always agree on what "these clips" means. Pages are
 pages on (created_at, id): each costs the same whatever the page number or the table size.
 """
 
-import csv
 import io
 import json
 import zipfile
@@ -32,6 +31,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
+from . import csvsafe
 from .models import (
     Board,
     Favourite,
@@ -149,6 +149,12 @@ class GalleryFilters(forms.Form):
             del self.fields["state"]  # the team gallery is finished clips only
             self.fields["member"].choices = _choices("Anyone", ((u, u) for u in self.members))
 
+    def clean_since(self) -> date | None:
+        return _within_range(self.cleaned_data["since"])
+
+    def clean_until(self) -> date | None:
+        return _within_range(self.cleaned_data["until"])
+
     def clean(self) -> dict:
         data = super().clean()
         since, until = data.get("since"), data.get("until")
@@ -163,6 +169,24 @@ class GalleryFilters(forms.Form):
             label = self.fields[name].label if name in self.fields else "Filters"
             out.append(f"{label}: {' '.join(errors)}")
         return out
+
+
+# A day's bounds are its local midnight and the next one, in UTC for the database: a day
+# one short of date.min/date.max keeps both inside datetime's range in every time zone
+# (offsets, old local mean times included, are under a day). Beyond them Python raises
+# OverflowError, which used to be a 500.
+FIRST_DAY = date.min + timedelta(days=1)
+LAST_DAY = date.max - timedelta(days=2)
+
+
+def _within_range(d: date | None) -> date | None:
+    if d is not None and not FIRST_DAY <= d <= LAST_DAY:
+        raise forms.ValidationError(
+            "Pick a date between %(first)s and %(last)s.",
+            code="out_of_range",
+            params={"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
+        )
+    return d
 
 
 def _day_start(d: date) -> datetime:
@@ -534,7 +558,7 @@ def _zip_stream(qs: Iterable[Generation], review=None) -> Iterator[bytes]:
             names[gen.pk] = name
             yield sink.drain()
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=fields)
+        writer = csvsafe.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             camera = row["camera_control"]

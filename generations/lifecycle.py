@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files import File
@@ -31,7 +32,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive
+from . import archive, budgets
 from .cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -79,10 +80,11 @@ POLL_SCHEDULE = (5,) * 6 + (8,) * 34 + (20,) * 15 + (30, 45, 60)
 # With callbacks (SITE_URL set) Kling pushes every status change and reads only reconcile a
 # lost push. The first read comes a minute after submit; Kling pushes "processing" within
 # seconds, so a task with no push by then has pushes that don't reach us (a SITE_URL the
-# internet can't see, a proxy in the way) and is polled on POLL_SCHEDULE instead. Each push
-# puts the next read PUSH_QUIET away: nearly every task ends (and pushes its end) within
-# five minutes, so a finished clip costs one confirming read, and a lost terminal push is
-# noticed within five minutes of the task's last push; then reads come every minute or two.
+# internet can't see, a proxy in the way) and is polled on POLL_SCHEDULE instead. A push is
+# only a hint: it makes us read the task at once (its confirming read), and that read puts
+# the next one PUSH_QUIET away: nearly every task ends (and pushes its end) within five
+# minutes, so a clip costs a confirming read per push, and a lost terminal push is noticed
+# within five minutes of the task's last push; then reads come every minute or two.
 RECONCILE_SCHEDULE = (60, 60, 60, 120)
 PUSH_QUIET = 300.0
 # A queued job waiting for a key or a slot looks again after this (a slot frees when a task
@@ -142,6 +144,8 @@ def next_read_delay(gen: Generation) -> timedelta:
     """From a read of `gen` now to its next one: reconciliation while its pushes reach us,
     polling otherwise (see RECONCILE_SCHEDULE)."""
     pushed = settings.SITE_URL and gen.last_push_at is not None
+    if pushed and now() - gen.last_push_at < scaled(PUSH_QUIET):
+        return scaled(PUSH_QUIET)  # the confirming read of a recent push: Kling pushes the rest
     schedule = RECONCILE_SCHEDULE if pushed else POLL_SCHEDULE
     return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
 
@@ -153,8 +157,9 @@ def client_for(key: ApiKey | None) -> CometAPIClient:
 def callback_url(gen: Generation) -> str | None:
     if not settings.SITE_URL:
         return None
-    path = reverse("kling-callback", args=[gen.public_id, gen.callback_token])
-    return settings.SITE_URL + path
+    # The token goes in the query, which our access logs redact (kling_site/logs.py).
+    path = reverse("kling-callback", args=[gen.public_id])
+    return f"{settings.SITE_URL}{path}?{urlencode({'token': gen.callback_token})}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,11 +173,22 @@ def enqueue(func: str, *args) -> None:
     transaction.on_commit(lambda: async_task(f"generations.tasks.{func}", *args))
 
 
-def create_generation(owner, **params) -> Generation:
+def create_generations(owner, jobs: list[dict]) -> list[Generation]:
+    """Accept the jobs of one submit together, or none: budgets.admit raises
+    budgets.LimitExceeded before anything is saved or sent upstream."""
     with transaction.atomic():
-        gen = Generation.objects.create(owner=owner, **params)
-        enqueue("submit_generation", gen.pk)
-    return gen
+        prices = budgets.admit(owner, jobs)
+        gens = [
+            Generation.objects.create(owner=owner, price_usd=price, **params)
+            for params, price in zip(jobs, prices, strict=True)
+        ]
+        for gen in gens:
+            enqueue("submit_generation", gen.pk)
+    return gens
+
+
+def create_generation(owner, **params) -> Generation:
+    return create_generations(owner, [params])[0]
 
 
 def cancel(gen: Generation) -> bool:
@@ -292,7 +308,7 @@ def submit(gen_id: int) -> None:
     if changed:
         log.info("generation %s submitted as task %s", gen.pk, remote.task_id)
         gen.refresh_from_db()
-        apply_remote(gen, remote, confirmed=True)
+        apply_remote(gen, remote)
 
 
 def _find_or_create(gen: Generation) -> RemoteTask:
@@ -401,14 +417,42 @@ def mark_key_unhealthy(key: ApiKey | None, exc: CometAPIError) -> None:
 # Applying remote state (from polls and callbacks alike)
 
 
-def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> bool:
-    """Move `gen` forward to what CometAPI says, never backwards.
+def push_received(gen: Generation, remote: RemoteTask) -> bool:
+    """Kling pushed a status change to our callback: read the task ourselves, now.
 
-    `confirmed` is True when `remote` came from our own GET; a callback (unsigned, possibly
-    replayed or forged past the token) may advance a job but never finish it: a terminal
-    callback asks for a confirming read instead. Returns True if the row changed. A
-    confirmed `succeed` leaves the row processing with the result URL recorded and due for
-    archiving; the caller archives it (or the pump does).
+    A push is unsigned and its URL may have leaked, so nothing it says is stored: not its
+    status, not its `updated_at` (a forged far-future timestamp would otherwise make every
+    real read look older and stall the job). It may only make the task due for our own
+    read, and only when it claims more than our last read saw (a replayed "submitted" is
+    not worth a read). It also records that pushes reach us (by our clock, not the body's),
+    so later reads only reconcile (see next_read_delay). Returns True if a read was asked.
+    """
+    if remote.task_id and gen.task_id and remote.task_id != gen.task_id:
+        log.warning("generation %s: pushed task %s is not ours", gen.pk, remote.task_id)
+        return False
+    t = now()
+    live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
+        remote_status="succeed"
+    )  # being archived: nothing left to learn
+    if RANK.get(remote.status, 0) <= RANK.get(gen.remote_status, 0):
+        live.update(last_push_at=t)
+        return False
+    changed = live.update(next_attempt_at=t, last_push_at=t)
+    # The running pump's next pass reads it (no task to queue behind others); with no pump
+    # running, a task does.
+    if changed and not pump_is_running():
+        enqueue("poll_generation", gen.pk)
+    return bool(changed)
+
+
+def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
+    """Move `gen` forward to what our own read of CometAPI says, never backwards.
+
+    Only our own GETs (and the create's answer) come here; pushes go to push_received.
+    Non-terminal states move forward by rank and by Kling's `updated_at`; a terminal state
+    always wins over anything earlier, whatever timestamps were seen before. Returns True if
+    the row changed. A `succeed` leaves the row processing with the result URL recorded and
+    due for archiving; the caller archives it (or the pump does).
     """
     if remote.task_id and gen.task_id and remote.task_id != gen.task_id:
         log.warning("generation %s: remote task %s is not ours", gen.pk, remote.task_id)
@@ -420,38 +464,29 @@ def apply_remote(gen: Generation, remote: RemoteTask, *, confirmed: bool) -> boo
     live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
         remote_status="succeed"
     )  # being archived: nothing left to learn
-    if remote.updated_at_ms is not None:
-        live = live.filter(
-            Q(remote_updated_at_ms__isnull=True) | Q(remote_updated_at_ms__lte=remote.updated_at_ms)
-        )
-    lower = [s for s, r in RANK.items() if r > rank]
-    live = live.exclude(remote_status__in=lower)
     t = now()
     common = {"remote_status": remote.status, "remote_updated_at_ms": remote.updated_at_ms}
     if remote.task_id:
         common["task_id"] = remote.task_id
-    if not confirmed:
-        common["last_push_at"] = t  # pushes reach us: reads only reconcile
     if rank < 3:
+        # Two reads racing (a poll pass and a poll task) may land out of order: the older
+        # one changes nothing.
+        if remote.updated_at_ms is not None:
+            live = live.filter(
+                Q(remote_updated_at_ms__isnull=True)
+                | Q(remote_updated_at_ms__lte=remote.updated_at_ms)
+            )
+        live = live.exclude(remote_status__in=[s for s, r in RANK.items() if r > rank])
         status = Status.PROCESSING if remote.status == "processing" else Status.SUBMITTED
-        # A push that moved the task on makes the next read wait (see PUSH_QUIET).
-        quiet = {} if confirmed else {"next_attempt_at": t + scaled(PUSH_QUIET)}
-        # From SUBMITTING only the submit step moves a row on; a callback racing it just
+        # From SUBMITTING only the submit step moves a row on; a read racing it just
         # records what it saw.
         changed = (
             live.filter(status__in=IN_FLIGHT)
             .exclude(status=Status.PROCESSING, remote_status="processing")
-            .update(status=status, **common, **quiet)
+            .update(status=status, **common)
         )
         if not changed:
             changed = live.filter(status=Status.SUBMITTING).update(**common)
-        return bool(changed)
-    if not confirmed:
-        # Read it ourselves as soon as possible: the running pump's next pass does (no task
-        # to queue behind others); with no pump running, a task does.
-        changed = live.update(next_attempt_at=t, last_push_at=t)
-        if changed and not pump_is_running():
-            enqueue("poll_generation", gen.pk)
         return bool(changed)
     if remote.status == "failed":
         changed = live.update(
@@ -520,7 +555,7 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
     lost = age > scaled(LOST_AFTER)
     if isinstance(result, RemoteTask):
         if result.status != gen.remote_status or result.is_terminal:
-            apply_remote(gen, result, confirmed=True)
+            apply_remote(gen, result)
         if lost and not result.is_terminal:
             _fail(gen, "lost", "No result from Kling after 70 minutes (lost upstream).")
         return

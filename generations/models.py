@@ -149,6 +149,9 @@ class Generation(models.Model):
     poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
     video_duration = models.FloatField(null=True, blank=True)
     units = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # Our price for this job (the Price table's, USD) when it was accepted: later edits of
+    # the table don't rewrite what was spent. None: no price was on file.
+    price_usd = models.DecimalField(max_digits=8, decimal_places=3, null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -494,3 +497,52 @@ class InboxPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: email {'on' if self.email else 'off'}"
+
+
+class MemberLimits(models.Model):
+    """A member's budget: each limit optional (None: no limit). See budgets.py."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="limits"
+    )
+    jobs_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs a day (calendar day). Empty: no limit."
+    )
+    monthly_spend = models.DecimalField(
+        "spend per month (USD)",
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Spend per calendar month at the price table's prices. Empty: no limit.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "budget limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
+
+
+class TeamLimits(models.Model):
+    """The whole team's budget: one row (pk 1), made by a migration, so a submit can lock
+    it (see budgets.py) without racing to create it."""
+
+    monthly_spend = models.DecimalField(
+        "team spend per month (USD)",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Everyone's spend per calendar month together. Empty: no limit.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "team budget"
+
+    def __str__(self) -> str:
+        return "Team budget"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1  # the one row, whoever makes it
+        super().save(*args, **kwargs)

@@ -12,7 +12,6 @@ average.
 """
 
 import re
-import unicodedata
 
 from django import forms
 from django.contrib import messages
@@ -39,6 +38,7 @@ from .models import (
     Verb,
     Visibility,
 )
+from .validators import VisibleTextValidator
 
 REVIEWERS_GROUP = "Reviewers"  # created by migration 0008; admins manage its members
 # "@bob" but not "bob@example.com" or ".../@bob" in a link.
@@ -51,18 +51,6 @@ def is_reviewer(user) -> bool:
 
 # ---------------------------------------------------------------------------------------
 # Forms
-
-
-def no_control_characters(value: str) -> None:
-    """Text members type is shown to others: no invisible control characters (line breaks
-    and tabs are fine), so nothing can hide or reorder what a comment says."""
-    for ch in value:
-        if ch not in "\r\n\t" and unicodedata.category(ch) in ("Cc", "Cf"):
-            raise forms.ValidationError(
-                "Remove the invisible control character (U+%(code)04X) from this text.",
-                params={"code": ord(ch)},
-                code="control_character",
-            )
 
 
 def parse_moment(text: str) -> float:
@@ -107,7 +95,7 @@ class CommentForm(forms.Form):
         max_length=COMMENT_MAX,
         strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "maxlength": COMMENT_MAX}),
-        validators=[no_control_characters],
+        validators=[VisibleTextValidator("The comment")],
         error_messages={
             "required": "Write something first: the comment is empty.",
             "max_length": (
@@ -170,7 +158,7 @@ class ReviewForm(forms.Form):
         required=False,
         max_length=COMMENT_MAX,
         widget=forms.Textarea(attrs={"rows": 2, "maxlength": COMMENT_MAX}),
-        validators=[no_control_characters],
+        validators=[VisibleTextValidator("The note")],
     )
 
 

@@ -23,8 +23,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
+from . import budgets, forms, lifecycle
 from . import capabilities as caps
-from . import forms, lifecycle
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
 from .models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
@@ -63,16 +63,29 @@ def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]
     return cards
 
 
-def _form_context(form: GenerationForm, prices: dict | None = None, **extra) -> dict:
+def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None, **extra) -> dict:
+    """The prompt form's context; with the member, where they stand against their budget
+    (shown beside the estimate, which says when a job would not fit)."""
     prices = forms.price_table() if prices is None else prices
-    return {"form": form, "estimate": form.estimate(prices), **extra}
+    estimate = form.estimate(prices)
+    context = {"form": form, "estimate": estimate, **extra}
+    if user is not None:
+        standing = budgets.standing(user)
+        context["standing"] = standing
+        context["budget_room"] = {
+            "jobs_left": standing.jobs_left,
+            "usd_left": None if standing.usd_left is None else str(standing.usd_left),
+            "prices": {key: str(est.usd) for key, est in prices.items()},
+        }
+        context["wont_fit"] = budgets.wont_fit(standing, estimate.usd if estimate else None)
+    return context
 
 
 def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict:
     prices = forms.price_table()
     mine = Generation.objects.for_cards(request.user).filter(owner=request.user)[:PAGE_SIZE]
     return {
-        **_form_context(form, prices, **extra),
+        **_form_context(form, prices, user=request.user, **extra),
         "generations": _with_queue_positions(mine),
         "has_keys": ApiKey.objects.filter(is_active=True, is_healthy=True).exists(),
         "matrix": caps.matrix(),
@@ -94,8 +107,13 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
     template = "generations/studio.html"
     if request.method == "POST":
         form = GenerationForm(request.POST)
+        gen = None
         if form.is_valid():
-            gen = lifecycle.create_generation(request.user, **form.generation_params())
+            try:
+                gen = lifecycle.create_generation(request.user, **form.generation_params())
+            except budgets.LimitExceeded as exc:
+                form.add_error(None, str(exc))
+        if gen is not None:
             if request.htmx:
                 # The new card goes on top of the list; the form comes back for the next one.
                 gen.is_favourite = False
@@ -103,13 +121,15 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
                 return render(
                     request,
                     "generations/_created.html",
-                    {"generation": gen, **_form_context(_next_form(gen))},
+                    {"generation": gen, **_form_context(_next_form(gen), user=request.user)},
                 )
             messages.success(request, "Queued. The card below shows its progress.")
             return redirect("studio")
         if request.htmx:
             # htmx swaps only 2xx answers: send 200 and point the swap at the form.
-            response = render(request, template + "#prompt-form", _form_context(form))
+            response = render(
+                request, template + "#prompt-form", _form_context(form, user=request.user)
+            )
             return reswap(retarget(response, "#prompt-form"), "outerHTML")
         return render(request, template, _studio_context(request, form), status=422)
     remix = None
@@ -120,7 +140,11 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
         form = GenerationForm()
     if request.htmx and remix is not None:
         # studio.js fetches just the filled form when the studio is already on screen.
-        return render(request, template + "#prompt-form", _form_context(form, remix=remix))
+        return render(
+            request,
+            template + "#prompt-form",
+            _form_context(form, user=request.user, remix=remix),
+        )
     return render(request, template, _studio_context(request, form, remix=remix))
 
 
@@ -260,7 +284,11 @@ def generation_retry(request: HtmxHttpRequest, public_id) -> HttpResponse:
     form = GenerationForm(GenerationForm.initial_from(gen))
     if not form.is_valid():  # the matrix changed since: edit it in the form instead
         return redirect(f"{reverse('studio')}?remix={gen.public_id}")
-    lifecycle.create_generation(request.user, **form.generation_params())
+    try:
+        lifecycle.create_generation(request.user, **form.generation_params())
+    except budgets.LimitExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("studio")
     messages.success(request, "Queued again. The new card is at the top.")
     return redirect("studio")
 
@@ -276,13 +304,19 @@ def _next_url(request: HttpRequest) -> str:
 @login_not_required
 @csrf_exempt
 @require_POST
-def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
-    """Kling's push. Unsigned, so the URL carries a per-generation token; answered fast, and
-    a terminal state is only trusted after our own confirming read (see apply_remote)."""
+def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResponse:
+    """Kling's push. Unsigned, so the URL carries a per-generation token (in the query;
+    callbacks of older tasks carry it in the path); answered fast, and only ever makes us
+    read the task ourselves (see lifecycle.push_received)."""
+    token = token or request.GET.get("token", "")
     gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
-    if gen is None or not secrets.compare_digest(gen.callback_token.encode(), token.encode()):
+    if (
+        gen is None
+        or not token
+        or not secrets.compare_digest(gen.callback_token.encode(), token.encode())
+    ):
         return JsonResponse({"error": "unknown callback"}, status=404)
     if len(request.body) > 256 * 1024:
         return JsonResponse({"error": "body too large"}, status=413)
@@ -290,7 +324,7 @@ def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
         remote = parse_callback(request.body)
     except (CometAPIError, ValueError):
         return JsonResponse({"error": "not a task object"}, status=400)
-    lifecycle.apply_remote(gen, remote, confirmed=False)
+    lifecycle.push_received(gen, remote)
     return JsonResponse({"ok": True})
 
 

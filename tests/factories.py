@@ -1,6 +1,9 @@
 """One way to make a generation row in tests: the defaults of the studio form (kling-v1,
-std, 5 s, 16:9, cfg 0.5), any field overridden by keyword."""
+std, 5 s, 16:9, cfg 0.5), any field overridden by keyword; and one way to drive it."""
 
+import time
+
+from generations import lifecycle
 from generations.models import Generation
 
 DEFAULTS = {
@@ -15,3 +18,16 @@ DEFAULTS = {
 
 def make_generation(owner, **fields) -> Generation:
     return Generation.objects.create(owner=owner, **(DEFAULTS | fields))
+
+
+def drive(gen: Generation, timeout: float = 10.0) -> Generation:
+    """Run pump passes (as the cluster would) until the row is terminal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        Generation.objects.filter(pk=gen.pk).update(next_attempt_at=lifecycle.now())
+        lifecycle.pump_pass()
+        gen.refresh_from_db()
+        if gen.is_terminal:
+            return gen
+        time.sleep(0.1)
+    raise AssertionError(f"still {gen.status} after {timeout} s")

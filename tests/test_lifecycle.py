@@ -7,26 +7,13 @@ import pytest
 from generations import lifecycle
 from generations.cometapi import RemoteTask
 from generations.models import ApiKey, Generation, Status
-from tests.factories import make_generation
+from tests.factories import drive, make_generation
 
 pytestmark = pytest.mark.django_db
 
 
 def queued(owner, prompt="a fox in the snow", **kw) -> Generation:
     return make_generation(owner, prompt=prompt, **kw)
-
-
-def drive(gen: Generation, timeout: float = 10.0) -> Generation:
-    """Run pump passes (as the cluster would) until the row is terminal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        Generation.objects.filter(pk=gen.pk).update(next_attempt_at=lifecycle.now())
-        lifecycle.pump_pass()
-        gen.refresh_from_db()
-        if gen.is_terminal:
-            return gen
-        time.sleep(0.1)
-    raise AssertionError(f"still {gen.status} after {timeout} s")
 
 
 def test_it_submits_polls_and_stores_the_clip(cometapi, alice):
@@ -62,7 +49,8 @@ def test_a_lost_create_answer_is_found_not_paid_twice(cometapi, alice):
     Generation.objects.filter(pk=gen.pk).update(next_attempt_at=lifecycle.now())
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == Status.SUBMITTED and gen.task_id
+    # The adopted task may have moved on meanwhile (the simulator runs 20x).
+    assert gen.status in (Status.SUBMITTED, Status.PROCESSING) and gen.task_id
     assert cometapi.create_count(gen.external_task_id) == 1
 
 
@@ -138,12 +126,12 @@ def test_remote_state_never_moves_backwards(cometapi, alice):
             raw={},
         )
 
-    lifecycle.apply_remote(gen, remote("processing", 2_000_000_000_000), confirmed=True)
+    lifecycle.apply_remote(gen, remote("processing", 2_000_000_000_000))
     gen.refresh_from_db()
     assert gen.status == Status.PROCESSING
-    # An older or lower state (a replayed or reordered callback) changes nothing.
-    assert not lifecycle.apply_remote(gen, remote("submitted", 2_000_000_000_001), confirmed=False)
-    assert not lifecycle.apply_remote(gen, remote("processing", 1_000), confirmed=False)
+    # An older or lower state (two reads landing out of order) changes nothing.
+    assert not lifecycle.apply_remote(gen, remote("submitted", 2_000_000_000_001))
+    assert not lifecycle.apply_remote(gen, remote("processing", 1_000))
     gen.refresh_from_db()
     assert gen.status == Status.PROCESSING
 
@@ -167,7 +155,7 @@ def test_an_unconfirmed_terminal_state_does_not_finish_a_job(
         raw={},
     )
     with django_capture_on_commit_callbacks() as callbacks:
-        lifecycle.apply_remote(gen, forged, confirmed=False)
+        lifecycle.push_received(gen, forged)
     gen.refresh_from_db()
     assert gen.status == Status.SUBMITTED  # only our own read may end it
     assert len(callbacks) == 1  # ...which is enqueued at once

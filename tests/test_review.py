@@ -111,7 +111,7 @@ def test_own_actions_make_no_notification(alice_client, clip):
         ({"comment": "   "}, "the comment is empty"),
         ({"comment": "x" * 5000}, f"at most {COMMENT_MAX} characters (this one has 5000)"),
         ({"comment": "hi\x00there"}, "control character (U+0000)"),
-        ({"comment": "hi\u202eereht"}, "control character (U+202E)"),
+        ({"comment": "hi\u202eereht"}, "control character (U+202E RIGHT-TO-LEFT OVERRIDE)"),
         ({"comment": "hi", "at": "0:09"}, "The clip is only 0:05 long"),
         ({"comment": "hi", "at": "soon"}, "Write the moment as m:ss"),
         ({"comment": "hi", "at": "-1"}, "Write the moment as m:ss"),

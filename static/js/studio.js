@@ -68,6 +68,28 @@
     const key = `${form.elements.model_name.value}|${hasModes ? mode : ""}|${duration}`;
     const estimate = form.querySelector("#estimate-value");
     if (estimate) estimate.textContent = prices[key] || "no published price";
+    updateFit(form, key);
+  }
+
+  // Budget: the form carries what is left (it is re-rendered after each submit); the note
+  // says when one more job of the chosen price would be refused.
+  function updateFit(form, key) {
+    const note = form.querySelector("#estimate-fit");
+    const room = form.querySelector("#budget-room");
+    if (!note || !room) return;
+    const budget = JSON.parse(room.textContent);
+    let text = "";
+    if (budget.jobs_left === 0) {
+      text = "Won't fit: no jobs left today.";
+    } else if (budget.usd_left !== null) {
+      const price = budget.prices[key];
+      if (price === undefined || Number(price) > Number(budget.usd_left)) {
+        const left = Number(budget.usd_left);
+        text = `Won't fit: $${Number.isInteger(left) ? left : left.toFixed(2)} left this month.`;
+      }
+    }
+    note.textContent = text;
+    note.hidden = !text;
   }
 
   function initForm(form) {

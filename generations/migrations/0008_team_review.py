@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0006_last_push_at'),
+        ('generations', '0007_budgets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
