@@ -60,10 +60,19 @@ def notify(
         comment=comment,
         detail=detail[:200],
     )
-    wants_email = InboxPreference.objects.filter(member=recipient, email=True).exists()
-    if wants_email and recipient.email:
+    if email_available() and recipient.email and _wants_email(recipient):
         transaction.on_commit(lambda: _send_email(note))
     return note
+
+
+def email_available() -> bool:
+    """Whether this server sends mail at all (settings.MAILERS: SMTP, or the console in
+    development)."""
+    return "default" in getattr(settings, "MAILERS", {})
+
+
+def _wants_email(member) -> bool:
+    return InboxPreference.objects.filter(member=member, email=True).exists()
 
 
 def link_for(note: Notification) -> str:
@@ -163,6 +172,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "unread": sum(1 for n in notes if n.read_at is None),
         "preference_form": PreferenceForm(instance=pref),
         "has_email": bool(request.user.email),
+        "email_available": email_available(),
     }
     return render(request, "generations/inbox.html", context)
 

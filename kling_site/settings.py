@@ -300,13 +300,13 @@ LOGGING = {
     },
 }
 
-# Inbox emails (generations/inbox.py; each member turns them on). Printed to the console
-# until EMAIL_HOST names an SMTP server.
+# Inbox emails (generations/inbox.py; each member turns them on): SMTP when EMAIL_HOST names
+# a server, else printed to the console in development and not offered in production.
 smtp_host = env_str("EMAIL_HOST")  # lower case: MAILERS forbids the old EMAIL_* settings
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
-MAILERS = {
-    "default": (
-        {
+if smtp_host:
+    MAILERS = {
+        "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "OPTIONS": {
                 "host": smtp_host,
@@ -317,7 +317,7 @@ MAILERS = {
                 "timeout": 10,
             },
         }
-        if smtp_host
-        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
-    )
-}
+    }
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# Else no MAILERS at all: this server sends no mail (check --deploy stays clean).

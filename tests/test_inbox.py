@@ -97,3 +97,13 @@ def test_email_is_off_by_default_and_on_when_the_member_asks(
     assert "second, with a link" in message.body and "?t=1#comment-" in message.body
     alice_client.post(reverse("inbox-preferences"), {})
     assert not InboxPreference.objects.get(member=alice).email
+
+
+def test_without_a_mail_server_email_is_not_offered(alice_client, alice, bob, clip, settings):
+    settings.MAILERS = {}
+    alice.email = "alice@example.com"
+    alice.save()
+    InboxPreference.objects.create(member=alice, email=True)
+    review.add_comment(clip, bob, "hello", None)
+    assert mail.outbox == []
+    assert "This server sends no email" in alice_client.get(reverse("inbox")).content.decode()
