@@ -5,6 +5,7 @@
 machines comes from the environment.
 """
 
+import logging
 import os
 
 wsgi_app = "kling_site.wsgi:application"
@@ -29,10 +30,16 @@ max_requests_jitter = 500
 # itself trusts forwarded headers only from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
-# Errors go to stderr (journald under systemd). The access log stays off until its lines
-# pass through the filter that redacts callback tokens from request paths (the callback
-# URL carries a per-generation token): HOOK for the logging work, which turns it on with
-# `accesslog = "-"` and that filter in `logconfig_dict`.
+# Errors to stderr, one access line per request to stdout (journald under systemd). The
+# callback URL carries a per-generation token: every access line passes through the filter
+# that redacts it (kling_site/logs.py) before any handler sees it.
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
-accesslog = None
+accesslog = "-"
+
+
+def post_worker_init(worker) -> None:
+    """Requests are logged in the workers: attach the redacting filter to their access logger."""
+    from kling_site.logs import RedactCallbackTokens
+
+    logging.getLogger("gunicorn.access").addFilter(RedactCallbackTokens())

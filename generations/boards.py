@@ -8,13 +8,12 @@ Only a board's owner changes it; anyone who may see it may open, play and downlo
 
 import json
 import uuid
-from dataclasses import dataclass, field
 
 from django import forms
 from django.contrib import messages
 from django.db import IntegrityError, transaction
-from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db.models import F, Max
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +22,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import inbox
-from .gallery import HtmxHttpRequest, _iso, _next_url, _visible, _zip_stream
+from .gallery import HtmxHttpRequest, _iso, _next_url, _visible, _zip_name, zip_response
 from .models import (
     Board,
     BoardItem,
@@ -238,83 +237,83 @@ def board_item_remove(request: HttpRequest, public_id, pk: int) -> HttpResponse:
 REVIEW_FIELDS = ["board_position", "review_state", "rating_avg", "rating_count", "comment_count"]
 
 
-@dataclass
 class ReviewManifest:
-    """What a board zip adds to the gallery zip's manifest: review columns per clip and
-    comments.json with each clip's comments, ratings and review history."""
+    """What a board's zip adds to the gallery zip (gallery.ZipExtras): review columns in
+    the manifest, and comments.json with each clip's comments, ratings and review history.
+    Three queries for the whole board, whatever its size, all before streaming starts."""
 
-    fields: list[str] = field(default_factory=lambda: list(REVIEW_FIELDS))
-    rows: dict[int, dict] = field(default_factory=dict)
-    details: dict[int, dict] = field(default_factory=dict)
+    fields = REVIEW_FIELDS
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict] = {}
+        self.clips: list[dict] = []
+
+    def prepare(self, clips: list[Generation]) -> None:
+        details: dict[int, dict] = {}
+        for position, gen in enumerate(clips, start=1):
+            self.rows[gen.pk] = {
+                "board_position": position,
+                "review_state": gen.review_state,
+                "rating_avg": gen.rating_avg if gen.rating_count else None,
+                "rating_count": gen.rating_count,
+                "comment_count": gen.comment_count,
+            }
+            details[gen.pk] = {
+                "file": _zip_name(gen),
+                "id": str(gen.public_id),
+                "prompt": gen.prompt,
+                "review_state": gen.review_state,
+                "reviews": [],
+                "ratings": [],
+                "comments": [],
+            }
+        ids = list(details)
+        for c in Comment.objects.filter(generation_id__in=ids).select_related("author"):
+            details[c.generation_id]["comments"].append(
+                {
+                    "author": c.author.get_username(),
+                    "body": c.body,
+                    "at_seconds": c.at_seconds,
+                    "created_at": _iso(c.created_at),
+                    "edited_at": _iso(c.edited_at),
+                }
+            )
+        for r in Rating.objects.filter(generation_id__in=ids).select_related("member"):
+            details[r.generation_id]["ratings"].append(
+                {"member": r.member.get_username(), "stars": r.stars}
+            )
+        for r in Review.objects.filter(generation_id__in=ids).select_related("reviewer"):
+            details[r.generation_id]["reviews"].append(
+                {
+                    "state": r.state,
+                    "note": r.note,
+                    "reviewer": r.reviewer.get_username() if r.reviewer else None,
+                    "at": _iso(r.created_at),
+                }
+            )
+        self.clips = list(details.values())
 
     def row(self, gen: Generation) -> dict:
         return self.rows.get(gen.pk, {})
 
-    def files(self, names: dict[int, str]) -> dict[str, str]:
-        clips = [{"file": names[pk], **self.details[pk]} for pk in names if pk in self.details]
-        return {"comments.json": json.dumps(clips, indent=2, ensure_ascii=False)}
-
-
-def review_manifest(clips: list[Generation]) -> ReviewManifest:
-    """Four queries for the whole board, whatever its size."""
-    ids = [g.pk for g in clips]
-    manifest = ReviewManifest()
-    for position, gen in enumerate(clips, start=1):
-        manifest.rows[gen.pk] = {
-            "board_position": position,
-            "review_state": gen.review_state,
-            "rating_avg": gen.rating_avg if gen.rating_count else None,
-            "rating_count": gen.rating_count,
-            "comment_count": gen.comment_count,
-        }
-        manifest.details[gen.pk] = {
-            "id": str(gen.public_id),
-            "prompt": gen.prompt,
-            "review_state": gen.review_state,
-            "reviews": [],
-            "ratings": [],
-            "comments": [],
-        }
-    for c in Comment.objects.filter(generation_id__in=ids).select_related("author"):
-        manifest.details[c.generation_id]["comments"].append(
-            {
-                "author": c.author.get_username(),
-                "body": c.body,
-                "at_seconds": c.at_seconds,
-                "created_at": _iso(c.created_at),
-                "edited_at": _iso(c.edited_at),
-            }
-        )
-    for r in Rating.objects.filter(generation_id__in=ids).select_related("member"):
-        manifest.details[r.generation_id]["ratings"].append(
-            {"member": r.member.get_username(), "stars": r.stars}
-        )
-    for r in Review.objects.filter(generation_id__in=ids).select_related("reviewer"):
-        manifest.details[r.generation_id]["reviews"].append(
-            {
-                "state": r.state,
-                "note": r.note,
-                "reviewer": r.reviewer.get_username() if r.reviewer else None,
-                "at": _iso(r.created_at),
-            }
-        )
-    return manifest
+    def files(self) -> dict[str, str]:
+        return {"comments.json": json.dumps(self.clips, indent=2, ensure_ascii=False)}
 
 
 @require_GET
 def board_zip(request: HttpRequest, public_id) -> HttpResponse:
     board = _get_board(request, public_id)
-    clips = [
-        g for g in board_clips(board, request.user) if g.status == Status.SUCCEEDED and g.video
-    ]
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(
-        _zip_stream(clips, review=review_manifest(clips)), content_type="application/zip"
+    # The board's clips the member may see, in the board's order (the join that filters
+    # by board also gives each clip its position).
+    clips = (
+        Generation.objects.visible_to(request.user)
+        .filter(board_items__board=board)
+        .annotate(board_position=F("board_items__position"), board_item_id=F("board_items__id"))
+        .order_by("board_position", "board_item_id")
     )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     name = slugify(board.name)[:40] or "board"
-    response["Content-Disposition"] = f'attachment; filename="kling-board-{name}-{stamp}.zip"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return zip_response(request, clips, f"kling-board-{name}-{stamp}.zip", ReviewManifest())
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ pages on (created_at, id): each costs the same whatever the page number or the t
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from django import forms
 from django.contrib import messages
@@ -31,7 +32,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
-from . import csvsafe
+from . import costs, csvsafe, zipslots
 from .models import (
     Board,
     Favourite,
@@ -81,7 +82,7 @@ class GalleryFilters(forms.Form):
         choices=_choices("Any model", [(k, v.label) for k, v in caps.MODELS.items()]),
     )
     mode = forms.ChoiceField(
-        label="Mode", required=False, choices=_choices("Any mode", [("std", "Std"), ("pro", "Pro")])
+        label="Mode", required=False, choices=_choices("Any mode", caps.MODE_NAMES.items())
     )
     duration = forms.ChoiceField(
         label="Duration", required=False, choices=_choices("Any length", caps.DURATIONS.items())
@@ -370,14 +371,19 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-@require_GET
-def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _visible(request, public_id)
+def detail_context(request: HttpRequest, gen: Generation) -> dict:
+    """Everything the detail page's body shows; the status view renders the same body for
+    a detail page that polls (views.generation_status)."""
     timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
     timings.append(("Finished" if gen.status == Status.SUCCEEDED else "Ended", gen.finished_at))
-    context = {
+    price = _price_for(gen)
+    # What the job was accepted at (budgets snapshot it); the table's price for older rows.
+    usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
+    return {
         "generation": gen,
-        "price": _price_for(gen),
+        "price": price,
+        "cost": costs.cost_label(gen, usd),
+        "not_charged": costs.not_charged(gen),
         "can_manage": _may_manage(request, gen),
         "timings": [(label, at) for label, at in timings if at],
         "queued_for": _span(gen.submitted_at - gen.created_at) if gen.submitted_at else "",
@@ -388,7 +394,12 @@ def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
         ),
         "elapsed": _span(gen.elapsed),
     }
-    return render(request, "generations/generation_detail.html", context)
+
+
+@require_GET
+def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
+    gen = _visible(request, public_id)
+    return render(request, "generations/generation_detail.html", detail_context(request, gen))
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -532,30 +543,72 @@ def _zip_name(gen: Generation) -> str:
     return f"{stamp}-{slugify(gen.prompt)[:40].strip('-') or 'clip'}-{gen.public_id.hex[:8]}.mp4"
 
 
-def _zip_stream(qs: Iterable[Generation], review=None) -> Iterator[bytes]:
-    """The zip of these clips with manifest.csv/json. `review` (boards.ReviewManifest) adds
-    each clip's review columns and files such as comments.json (a board's zip)."""
-    sink = _Sink()
-    fields = MANIFEST_FIELDS + (review.fields if review else [])
-    names: dict[int, str] = {}
+@dataclass(frozen=True)
+class _ZipEntry:
+    """One clip of a zip, with everything the stream needs: no database access after this."""
+
+    name: str  # in the archive
+    stored: str  # in default_storage
+    modified: tuple[int, int, int, int, int, int]
+    manifest: dict
+
+
+class ZipExtras(Protocol):
+    """More for a zip's manifest (a board's review: boards.ReviewManifest): read from the
+    database in `prepare`, before streaming starts, like everything else in a zip."""
+
+    fields: list[str]  # more manifest columns
+
+    def prepare(self, clips: list[Generation]) -> None: ...
+
+    def row(self, gen: Generation) -> dict: ...  # values of `fields` for one clip
+
+    def files(self) -> dict[str, str]: ...  # more files: name → text
+
+
+def _zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> list[_ZipEntry]:
+    """Read the rows (and prices) a zip needs, all of them, now. Streaming from a cursor
+    instead would hold a database snapshot for as long as the client takes to read, which
+    on SQLite stops the write-ahead log from being checkpointed (it grows without bound)."""
     prices: dict[tuple[str, str, str], Price] = {
         (p.model_name, p.mode, p.duration): p for p in Price.objects.all()
     }
+    entries = []
+    clips = list(qs.select_related("owner"))
+    if extras is not None:
+        extras.prepare(clips)
+    for gen in clips:
+        name = _zip_name(gen)
+        entries.append(
+            _ZipEntry(
+                name=name,
+                stored=gen.video.name,
+                modified=timezone.localtime(gen.created_at).timetuple()[:6],
+                manifest=_manifest_row(gen, name, prices) | (extras.row(gen) if extras else {}),
+            )
+        )
+    return entries
+
+
+# Our own ~30 lines over the standard library's zipfile rather than zipstream-ng: zipfile
+# already streams (data descriptors, Zip64 when needed), and clips come from Django storage
+# (local disk or S3), which zipstream-ng's path-based helpers don't read.
+def _zip_stream(entries: list[_ZipEntry], extras: ZipExtras | None = None) -> Iterator[bytes]:
+    """The zip's bytes, chunk by chunk; touches storage only, never the database."""
+    sink = _Sink()
+    fields = MANIFEST_FIELDS + (extras.fields if extras else [])
     rows: list[dict] = []
     with zipfile.ZipFile(sink, "w") as zf:
-        clips = qs.iterator(chunk_size=200) if isinstance(qs, GenerationQuerySet) else qs
-        for gen in clips:
-            if not default_storage.exists(gen.video.name):
+        for entry in entries:
+            if not default_storage.exists(entry.stored):
                 continue
-            name = _zip_name(gen)
-            info = zipfile.ZipInfo(name, timezone.localtime(gen.created_at).timetuple()[:6])
+            info = zipfile.ZipInfo(entry.name, entry.modified)
             info.compress_type = zipfile.ZIP_STORED  # mp4 is already compressed
-            with default_storage.open(gen.video.name, "rb") as src, zf.open(info, "w") as dest:
+            with default_storage.open(entry.stored, "rb") as src, zf.open(info, "w") as dest:
                 while chunk := src.read(CHUNK):
                     dest.write(chunk)
                     yield sink.drain()
-            rows.append(_manifest_row(gen, name, prices) | (review.row(gen) if review else {}))
-            names[gen.pk] = name
+            rows.append(entry.manifest)
             yield sink.drain()
         text = io.StringIO()
         writer = csvsafe.DictWriter(text, fieldnames=fields)
@@ -569,8 +622,8 @@ def _zip_stream(qs: Iterable[Generation], review=None) -> Iterator[bytes]:
             json.dumps(rows, indent=2, ensure_ascii=False, default=_json_default),
             compress_type=zipfile.ZIP_DEFLATED,
         )
-        for extra, text in (review.files(names) if review else {}).items():
-            zf.writestr(extra, text, compress_type=zipfile.ZIP_DEFLATED)
+        for extra, content in (extras.files() if extras else {}).items():
+            zf.writestr(extra, content, compress_type=zipfile.ZIP_DEFLATED)
     yield sink.drain()
 
 
@@ -580,16 +633,38 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _download(request: HttpRequest, scope: Scope) -> HttpResponse:
-    _form, qs = _selection(request, scope)
-    # Only finished clips with a stored file; the selection already holds only what the
-    # member may see (their own, or clips shared with the team).
-    qs = qs.filter(status=Status.SUCCEEDED).exclude(video="")
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(_zip_stream(qs), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="kling-{scope.name}-{stamp}.zip"'
+def zip_response(
+    request: HttpRequest,
+    qs: GenerationQuerySet,
+    filename: str,
+    extras: ZipExtras | None = None,
+) -> HttpResponse:
+    """The finished, stored clips of `qs` as one streamed zip named `filename`, within the
+    member's limit of concurrent zips (429 beyond it). `qs` must hold only what the member
+    may see; `extras` adds to its manifest."""
+    token = zipslots.claim(request.user)
+    if token is None:
+        response = render(
+            request, "generations/zip_busy.html", {"limit": zipslots.limit()}, status=429
+        )
+        response["Retry-After"] = "30"
+        return response
+    try:
+        entries = _zip_entries(qs.filter(status=Status.SUCCEEDED).exclude(video=""), extras)
+    except BaseException:
+        zipslots.release(token)
+        raise
+    stream = zipslots.HeldStream(_zip_stream(entries, extras), token)
+    response = StreamingHttpResponse(stream, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _download(request: HttpRequest, scope: Scope) -> HttpResponse:
+    _form, qs = _selection(request, scope)
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    return zip_response(request, qs, f"kling-{scope.name}-{stamp}.zip")
 
 
 @require_GET

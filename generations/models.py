@@ -294,6 +294,10 @@ class Price(models.Model):
     duration = models.CharField(max_length=4)
     usd = models.DecimalField("price (USD)", max_digits=8, decimal_places=3)
     units = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # False for prices seeded without a published figure: an admin checks them (admin list).
+    confirmed = models.BooleanField(
+        default=True, help_text="Untick while the price is a guess an admin must confirm."
+    )
 
     class Meta:
         ordering = ["model_name", "mode", "duration"]
@@ -546,3 +550,28 @@ class TeamLimits(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = 1  # the one row, whoever makes it
         super().save(*args, **kwargs)
+
+
+class DownloadSlot(models.Model):
+    """One of a member's few concurrent zip downloads (see zipslots.py). A row per running
+    download, numbered below the limit, so the unique constraint is the semaphore and it
+    holds across web processes and machines; a row whose lease ran out (a crashed worker, a
+    client that stopped reading) no longer counts."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="download_slots"
+    )
+    number = models.PositiveSmallIntegerField()
+    token = models.UUIDField(default=uuid.uuid4, unique=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "number"], name="one_download_per_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"download slot {self.number} of {self.owner_id} until {self.expires_at}"
+
+
+from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import boards, gallery, inbox, review, views
+from . import boards, gallery, health, inbox, review, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -26,7 +26,7 @@ urlpatterns = [
     # (kling_site/logs.py); the path form is how tasks submitted before that still call back.
     path("hooks/kling/<uuid:public_id>/", views.kling_callback, name="kling-callback"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
     # Team review (review.py, boards.py, inbox.py)
     path("g/<uuid:public_id>/comments/", review.comment_create, name="comment-create"),
     path("g/<uuid:public_id>/comments/<int:pk>/edit/", review.comment_edit, name="comment-edit"),

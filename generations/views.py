@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Exists
 from django.http import (
     Http404,
     HttpRequest,
@@ -23,11 +23,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from . import budgets, forms, lifecycle
+from . import budgets, forms, gallery, lifecycle
 from . import capabilities as caps
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
-from .models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
+from .models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
 from .ranged import ranged_file_response
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,24 @@ def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False
         raise Http404("No such generation") from None
 
 
+def _usable_keys():
+    """Keys the worker may send jobs with (lifecycle._pick_key chooses among these)."""
+    return ApiKey.objects.filter(is_active=True, is_healthy=True)
+
+
 def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
-    """Cards of queued jobs show their place in line: one query for the whole page, and
-    none when nothing on it waits."""
+    """Cards of queued jobs show their place in line, or that no key can send them
+    (`no_key`): one query for the whole page, and none when nothing on it waits."""
     cards = list(generations)
     if any(g.status == Status.QUEUED for g in cards):
-        positions = lifecycle.queue_positions()
+        # The key check rides along in the positions query rather than costing its own.
+        rows = lifecycle.fair_queue().annotate(key_ready=Exists(_usable_keys()))
+        positions, key_ready = {}, True
+        for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
+            positions[pk], key_ready = i, ready
         for g in cards:
             g.queue_position = positions.get(g.pk)
+            g.no_key = g.status == Status.QUEUED and not key_ready
     return cards
 
 
@@ -87,7 +97,7 @@ def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict
     return {
         **_form_context(form, prices, user=request.user, **extra),
         "generations": _with_queue_positions(mine),
-        "has_keys": ApiKey.objects.filter(is_active=True, is_healthy=True).exists(),
+        "has_keys": _usable_keys().exists(),
         "matrix": caps.matrix(),
         "price_labels": forms.price_labels(prices),
     }
@@ -188,6 +198,16 @@ def _card_unchanged(request: HttpRequest, public_id, known: str) -> bool:
     )
 
 
+def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
+    """The piece of page that follows a job: its card, or, asked from its detail page
+    (`detail=1`), the whole detail body, so state, timings, cost and actions change together."""
+    if request.GET.get("detail") or request.POST.get("detail"):
+        context = gallery.detail_context(request, gen)
+        return render(request, "generations/generation_detail.html#detail-body", context)
+    _with_queue_positions([gen])
+    return render(request, "generations/studio.html#generation-card", {"generation": gen})
+
+
 @require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state,
@@ -195,8 +215,7 @@ def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     if (known := request.GET.get("v")) and _card_unchanged(request, public_id, known):
         return HttpResponse(status=204)  # htmx keeps the card and polls again
     gen = _get_generation(request, public_id)
-    _with_queue_positions([gen])
-    response = render(request, "generations/studio.html#generation-card", {"generation": gen})
+    response = _render_live(request, gen)
     if not gen.is_terminal:
         return response
     stop = HttpResponseStopPolling(response.content)
@@ -220,10 +239,12 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
     gen = _get_generation(request, public_id)
     if not gen.video:
         raise Http404("This clip is not stored yet")
-    response = ranged_file_response(request, gen.video.name, "video/mp4")
+    response = _stored_file(request, gen.video.name, "video/mp4")
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="kling-{gen.public_id}.mp4"'
-    response["Cache-Control"] = "private, max-age=3600"
+    # Every request (each seek) comes back here for the permission check: a clip made
+    # private or deleted stops playing for others at once, not when a cached copy expires.
+    response["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -232,9 +253,18 @@ def generation_poster(request: HttpRequest, public_id) -> HttpResponse:
     gen = _get_generation(request, public_id)
     if not gen.poster:
         raise Http404("No poster")
-    response = ranged_file_response(request, gen.poster.name, "image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
+    response = _stored_file(request, gen.poster.name, "image/jpeg")
+    # A grid of posters is reloaded with every gallery page: a minute's caching spares
+    # that, and bounds how long a poster made private stays in a teammate's browser.
+    response["Cache-Control"] = "private, max-age=60"
     return response
+
+
+def _stored_file(request: HttpRequest, name: str, content_type: str) -> HttpResponse:
+    try:
+        return ranged_file_response(request, name, content_type)
+    except FileNotFoundError:  # the row outlived its file (removed from storage by hand)
+        raise Http404("This file is no longer stored") from None
 
 
 @require_POST
@@ -246,7 +276,7 @@ def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
     Generation.objects.filter(pk=gen.pk).update(visibility=value)
     gen.visibility = value
     if request.htmx:
-        return render(request, "generations/studio.html#generation-card", {"generation": gen})
+        return _render_live(request, gen)
     return redirect(_next_url(request))
 
 
@@ -258,8 +288,7 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
     confirmed = request.POST.get("confirm") == "yes"
     if gen.status in IN_FLIGHT and not confirmed:
         if request.htmx:  # the card was out of date: show it as it is now, with the warning
-            _with_queue_positions([gen])
-            return render(request, "generations/studio.html#generation-card", {"generation": gen})
+            return _render_live(request, gen)
         return render(
             request,
             "generations/generation_confirm_cancel.html",
@@ -269,8 +298,7 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
         messages.info(request, "That job had already moved on; nothing was cancelled.")
     gen.refresh_from_db()
     if request.htmx:
-        _with_queue_positions([gen])
-        return render(request, "generations/studio.html#generation-card", {"generation": gen})
+        return _render_live(request, gen)
     return redirect(_next_url(request))
 
 
@@ -326,16 +354,3 @@ def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResp
         return JsonResponse({"error": "not a task object"}, status=400)
     lifecycle.push_received(gen, remote)
     return JsonResponse({"ok": True})
-
-
-@login_not_required
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers and monitoring: the database answers, and how much work is open."""
-    unfinished = dict(
-        Generation.objects.exclude(status__in=TERMINAL)
-        .order_by()
-        .values_list("status")
-        .annotate(n=Count("id"))
-    )
-    return JsonResponse({"ok": True, "unfinished": unfinished})

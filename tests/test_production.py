@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -139,6 +140,15 @@ def test_make_run_in_production_mode_serves_through_gunicorn_and_stops_on_ctrl_c
         static = httpx.get(base + css[1], timeout=5)
         assert static.status_code == 200
         assert "max-age=315360000" in static.headers["cache-control"]
+        # Kling's callback URL carries a token: the access log has the line, not the token.
+        token = secrets.token_urlsafe(24)
+        hook = httpx.post(f"{base}/hooks/kling/{uuid.uuid4()}/?token={token}", timeout=5)
+        assert hook.status_code == 404
+        wait_for(
+            lambda: "/hooks/kling/" in Path(log.name).read_text(), timeout=10, message="access log"
+        )
+        assert token not in Path(log.name).read_text()
+
         children = [pid for pid in process_tree(proc.pid) if pid != proc.pid]
         assert len(children) >= 3  # gunicorn's master and worker, qcluster and its workers
 

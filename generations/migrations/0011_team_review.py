@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0007_budgets'),
+        ('generations', '0010_price_confirmed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

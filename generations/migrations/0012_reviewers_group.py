@@ -10,7 +10,7 @@ def create_group(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("generations", "0008_team_review"),
+        ("generations", "0011_team_review"),
     ]
 
     operations = [migrations.RunPython(create_group, migrations.RunPython.noop)]
