@@ -240,13 +240,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
 
-# Email, for password reset only. With EMAIL_HOST the studio sends through that SMTP server;
-# EMAIL_CONSOLE=1 (debug only: the links are secrets) prints the mails on the console.
-# Without either, the reset pages answer 404 and the login page says to ask an admin.
-# (Django 6.1 takes mail settings from MAILERS only: no EMAIL_* names here.)
+# Email: password reset and inbox notifications (generations/inbox.py). With EMAIL_HOST the
+# studio sends through that SMTP server. In debug mode mail is printed on the console;
+# password reset is offered only with EMAIL_HOST or EMAIL_CONSOLE=1 (debug only: reset links
+# are secrets), and otherwise its pages answer 404 and the login page says to ask an admin.
+# Without EMAIL_HOST in production there is no MAILERS at all: this server sends no mail
+# (and check --deploy stays clean).
+# (Django 6.1 takes mail settings from MAILERS only: no EMAIL_* setting names here.)
 _email_host = env_str("EMAIL_HOST")
 _email_console = env_bool("EMAIL_CONSOLE", False)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
+if _email_console and not DEBUG:
+    raise ImproperlyConfigured("EMAIL_CONSOLE=1 is for debug only: it logs reset links")
 if _email_host:
     _email_port = env_int("EMAIL_PORT", 587)
     _email_ssl = env_bool("EMAIL_USE_SSL", _email_port == 465)
@@ -264,14 +269,8 @@ if _email_host:
             },
         }
     }
-elif _email_console:
-    if not DEBUG:
-        raise ImproperlyConfigured("EMAIL_CONSOLE=1 is for debug only: it logs reset links")
+elif DEBUG:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
-else:
-    # No mailer on purpose: sending would fail loudly, and nothing tries (mail.W001 is
-    # silenced below for this case only).
-    MAILERS = {}
 PASSWORD_RESET_ENABLED = bool(_email_host) or _email_console
 
 LANGUAGE_CODE = "en-us"
@@ -349,8 +348,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 # default: off unless asked for, and its deploy-check warning (W021) silenced accordingly.
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
-if not MAILERS:
-    SILENCED_SYSTEM_CHECKS.append("mail.W001")  # no email configured: see MAILERS above
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
     "DJANGO_SECURE_COOKIES", not DEBUG or SITE_URL.startswith("https://")
 )
@@ -385,25 +382,3 @@ LOGGING = {
         "django.request": {"filters": ["redact_callback_tokens"]},
     },
 }
-
-# Inbox emails (generations/inbox.py; each member turns them on): SMTP when EMAIL_HOST names
-# a server, else printed to the console in development and not offered in production.
-smtp_host = env_str("EMAIL_HOST")  # lower case: MAILERS forbids the old EMAIL_* settings
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
-if smtp_host:
-    MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {
-                "host": smtp_host,
-                "port": env_int("EMAIL_PORT", 587),
-                "username": env_str("EMAIL_HOST_USER"),
-                "password": env_str("EMAIL_HOST_PASSWORD"),
-                "use_tls": env_bool("EMAIL_USE_TLS", True),
-                "timeout": 10,
-            },
-        }
-    }
-elif DEBUG:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
-# Else no MAILERS at all: this server sends no mail (check --deploy stays clean).

@@ -67,7 +67,8 @@ def settings_in(tmp_path, **env: str) -> subprocess.CompletedProcess:
     """Load the real settings in a fresh interpreter with this environment."""
     code = (
         "import kling_site.settings as s; "
-        "m = s.MAILERS.get('default', {'BACKEND': 'no.mailer.'}); o = m.get('OPTIONS', {}); "
+        "m = getattr(s, 'MAILERS', {}).get('default', {'BACKEND': 'no.mailer.'}); "
+        "o = m.get('OPTIONS', {}); "
         "print(s.PASSWORD_RESET_ENABLED, o.get('port'), o.get('use_tls'), o.get('use_ssl'), "
         "m['BACKEND'].split('.')[-2])"
     )
@@ -87,13 +88,20 @@ def settings_in(tmp_path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_settings_offer_reset_only_with_a_way_to_send_mail(tmp_path):
-    assert settings_in(tmp_path).stdout.split() == ["False", "None", "None", "None", "mailer"]
+    debug = settings_in(tmp_path).stdout.split()  # inbox mail on the console, but no reset
+    assert debug == ["False", "None", "None", "None", "console"]
     smtp = settings_in(tmp_path, EMAIL_HOST="smtp.example.com").stdout.split()
     assert smtp == ["True", "587", "True", "False", "smtp"]
     ssl = settings_in(tmp_path, EMAIL_HOST="smtp.example.com", EMAIL_PORT="465").stdout.split()
     assert ssl[:4] == ["True", "465", "False", "True"]
     console = settings_in(tmp_path, EMAIL_CONSOLE="1").stdout.split()
     assert console[0] == "True" and console[-1] == "console"
+    secrets = {
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    quiet = settings_in(tmp_path, DJANGO_DEBUG="0", **secrets).stdout.split()
+    assert quiet == ["False", "None", "None", "None", "mailer"]  # no mail at all
     production = settings_in(
         tmp_path,
         EMAIL_CONSOLE="1",
