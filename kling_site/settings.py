@@ -70,6 +70,16 @@ SECRET_KEY = SECRET_KEY or local_secret("secret_key", lambda: secrets.token_urls
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or local_secret(
     "field_encryption_key", lambda: Fernet.generate_key().decode()
 )
+# A malformed key fails here, at start-up, rather than at the first job that needs a secret.
+try:
+    if not [Fernet(k.strip()) for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (urlsafe base64 "
+        "of 32 bytes); make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    ) from None
 
 ALLOWED_HOSTS = [
     h.strip()
