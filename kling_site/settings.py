@@ -6,6 +6,7 @@ local disk. Production mode (DJANGO_DEBUG=0) refuses to start without real secre
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -104,6 +105,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "django_htmx",
     "django_q",
     "generations",
@@ -121,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns the answer to a locked-out login into our page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kling_site.urls"
@@ -222,6 +226,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one address, that pair is locked out for LOGIN_LOCKOUT_MINUTES (the admin
+# login included). Failures live in the database, so every web process sees them; an admin
+# unlocks early under "Axes" in admin or with `manage.py axes_reset_username NAME`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A try while locked out does not restart the clock, so the time we show stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "generations.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "generations.throttle.client_ip"
+# Behind a reverse proxy every request comes from the proxy's address: name the header in
+# which the proxy puts the client's (X-Forwarded-For, X-Real-IP). Only when a proxy that
+# sets it is the only way in, or anyone could claim any address.
+CLIENT_IP_HEADER = env_str("CLIENT_IP_HEADER")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
@@ -247,6 +271,30 @@ STORAGES = {
         )
     },
 }
+
+# Clips and posters on S3-compatible storage (AWS S3, MinIO, Ceph, R2, …) when a bucket is
+# named; local disk otherwise. The bucket stays private: members get clips only through our
+# views, after the permission check (generations/ranged.py streams them, Range included),
+# never as a bucket URL. Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or their
+# _FILE forms), else boto3's own chain (instance role, ~/.aws).
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # "path": MinIO
+            "location": env_str("AWS_LOCATION").strip("/"),  # a key prefix in a shared bucket
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,  # the bucket's own (private); never public-read
+            "querystring_auth": True,  # any URL the storage makes is signed…
+            "querystring_expire": 60,  # …and short-lived (we stream; nothing should use one)
+            "file_overwrite": False,  # a name in use gets a suffix, as on local disk
+        },
+    }
 
 # No inline scripts or styles anywhere, so the policy can stay strict.
 SECURE_CSP = {
