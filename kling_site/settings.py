@@ -349,3 +349,25 @@ LOGGING = {
         "django.request": {"filters": ["redact_callback_tokens"]},
     },
 }
+
+# Inbox emails (generations/inbox.py; each member turns them on): SMTP when EMAIL_HOST names
+# a server, else printed to the console in development and not offered in production.
+smtp_host = env_str("EMAIL_HOST")  # lower case: MAILERS forbids the old EMAIL_* settings
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
+if smtp_host:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": smtp_host,
+                "port": env_int("EMAIL_PORT", 587),
+                "username": env_str("EMAIL_HOST_USER"),
+                "password": env_str("EMAIL_HOST_PASSWORD"),
+                "use_tls": env_bool("EMAIL_USE_TLS", True),
+                "timeout": 10,
+            },
+        }
+    }
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# Else no MAILERS at all: this server sends no mail (check --deploy stays clean).
