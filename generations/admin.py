@@ -19,6 +19,9 @@ class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["name", "secret", "is_active", "concurrency_limit"]
+        # Never read from the row (a key that can't be decrypted must still open here, to be
+        # fixed); clean_secret sets a new one.
+        exclude = ["secret"]  # noqa: DJ006 (declared above, never read from the row)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -31,8 +34,9 @@ class ApiKeyForm(forms.ModelForm):
         secret = self.cleaned_data["secret"].strip()
         if not secret:
             if self.instance.pk:
-                return self.instance.secret
+                return ""  # left unloaded, so saving the row keeps the stored one
             raise forms.ValidationError("A new key needs its secret.")
+        self.instance.secret = secret
         return secret
 
 

@@ -8,7 +8,16 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .crypto import EncryptedTextField
+from .crypto import DecryptionError, EncryptedTextField
+
+
+class ApiKeyManager(models.Manager):
+    """Keys without their secret: choosing a key and counting its slots never decrypts, so a
+    key that can't be decrypted can't stop the others. Reading `.secret` loads and decrypts
+    it then (see lifecycle.key_secret)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().defer("secret")
 
 
 class ApiKey(models.Model):
@@ -27,6 +36,8 @@ class ApiKey(models.Model):
     unhealthy_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ApiKeyManager()
+
     class Meta:
         verbose_name = "API key"
         ordering = ["name"]
@@ -37,7 +48,11 @@ class ApiKey(models.Model):
     @property
     def hint(self) -> str:
         """Enough of the key for an admin to recognise it, never enough to use it."""
-        return f"…{self.secret[-4:]}" if len(self.secret) >= 12 else "…"
+        try:
+            secret = self.secret
+        except DecryptionError:
+            return "(cannot be decrypted)"
+        return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
 
 
 class Status(models.TextChoices):
