@@ -31,9 +31,8 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive, budgets
+from . import archive, budgets, keypool
 from .cometapi import (
-    CometAPIClient,
     CometAPIError,
     ContentRejected,
     KeyRejected,
@@ -149,10 +148,6 @@ def next_read_delay(gen: Generation) -> timedelta:
     return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
 
 
-def client_for(key: ApiKey | None) -> CometAPIClient:
-    return CometAPIClient(key.secret if key else "", settings.COMETAPI_BASE_URL)
-
-
 def callback_url(gen: Generation) -> str | None:
     if not settings.SITE_URL:
         return None
@@ -226,9 +221,11 @@ def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     row is left out of the count: a job that may already hold a slot (a create whose answer
     was lost) must be able to look its task up even when its key is full.
     """
-    keys = list(
-        ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
-    )
+    usable = Q(is_active=True)
+    if gen.create_sent and gen.api_key_id:
+        # A disabled key still finishes what it may have started.
+        usable |= Q(pk=gen.api_key_id)
+    keys = list(ApiKey.objects.select_for_update().filter(usable, is_healthy=True).order_by("pk"))
     busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
@@ -274,6 +271,7 @@ def claim_for_submit(gen_id: int) -> Generation | None:
         changed = same.update(
             status=Status.SUBMITTING,
             api_key=key,
+            key_version=keypool.version_for_claim(gen, key),
             claimed_until=t + scaled(SUBMIT_LEASE),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
@@ -312,7 +310,7 @@ def submit(gen_id: int) -> None:
 def _find_or_create(gen: Generation) -> RemoteTask:
     """The task for this row: found if an earlier attempt may have created it, else created.
     Never a second one: the create carries our external_task_id."""
-    with client_for(gen.api_key) as client:
+    with keypool.client_for(gen) as client:
         # An earlier attempt may have created the task and lost the answer: look first.
         found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
         if found is not None:
@@ -347,7 +345,9 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     # `gen` is the row as claimed: create_sent there means an earlier attempt may have made
     # the task under this key, so the job stays bound to it whatever happens now.
     nothing_created = not gen.create_sent and _refused_outright(exc)
-    release = {"api_key": None, "create_sent": False} if nothing_created else {}
+    release = (
+        {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
+    )
     if isinstance(exc, KeyRejected):
         mark_key_unhealthy(gen.api_key, exc)
         base.update(
@@ -542,7 +542,7 @@ def _schedule_next_polls(gens: list[Generation]) -> None:
 def _read(gen: Generation) -> RemoteTask | CometAPIError:
     """The HTTP half of a poll: no database here, so reads can run in threads."""
     try:
-        with client_for(gen.api_key) as client:
+        with keypool.client_for(gen) as client:
             return client.get_task(gen.task_id)
     except CometAPIError as exc:
         return exc
@@ -605,6 +605,7 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     if not due:
         return 0
     _schedule_next_polls(due)
+    keypool.load_retired_secrets(due)  # the reads run in threads, which don't query
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
         results = list(pool.map(_read, due))
     for gen, result in zip(due, results, strict=True):
@@ -652,7 +653,7 @@ def _store_clip(gen: Generation) -> None:
     with tempfile.TemporaryDirectory(prefix="kling-archive-") as tmp:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
-            with client_for(gen.api_key) as client, video_path.open("wb") as out:
+            with keypool.client_for(gen) as client, video_path.open("wb") as out:
                 client.download(gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES)
             # The poster proves the file decodes. Kling states the clip's duration; only
             # without it is the file decoded end to end to measure it (a full decode is the

@@ -26,6 +26,12 @@ class ApiKey(models.Model):
     last_error = models.TextField(blank=True)
     unhealthy_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by each rotation; a generation records the version that created its task
+    # (tasks belong to the secret that made them, see keypool.py).
+    secret_version = models.PositiveIntegerField(default=1, editable=False)
+    # The background probe of an unhealthy key (keypool.probe_unhealthy_keys).
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    last_probe_result = models.CharField(max_length=300, blank=True)
 
     class Meta:
         verbose_name = "API key"
@@ -38,6 +44,25 @@ class ApiKey(models.Model):
     def hint(self) -> str:
         """Enough of the key for an admin to recognise it, never enough to use it."""
         return f"…{self.secret[-4:]}" if len(self.secret) >= 12 else "…"
+
+
+class RetiredSecret(models.Model):
+    """A rotated-out secret of a key, kept only while tasks it created are unfinished: Kling
+    tasks belong to the secret that created them, so only it can read them and fetch their
+    clips. keypool.forget_retired_secrets deletes it once they have all ended."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="retired_secrets")
+    version = models.PositiveIntegerField()
+    secret = EncryptedTextField()
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "version"], name="one_secret_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} v{self.version}"
 
 
 class Status(models.TextChoices):
@@ -117,6 +142,8 @@ class Generation(models.Model):
     external_task_id = models.CharField(max_length=64, unique=True, default=_external_task_id)
     task_id = models.CharField(max_length=64, blank=True, help_text="Kling's task id")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    # The api_key's secret_version this job's task was (or will be) created with.
+    key_version = models.PositiveIntegerField(null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
 
     # Lifecycle bookkeeping: see lifecycle.py.
@@ -326,3 +353,26 @@ class TeamLimits(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = 1  # the one row, whoever makes it
         super().save(*args, **kwargs)
+
+
+class AuditEvent(models.Model):
+    """One change that matters to money or access: who, when, what, to what. Written by
+    audit.record only, read-only in admin, and never holding a secret (a key's mask at
+    most)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Who, in words: a member's username, or the shell command and the OS user.
+    actor = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit event"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.action} {self.target}"
