@@ -175,7 +175,10 @@ class GenerationAdmin(admin.ModelAdmin):
     search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Generation._meta.fields if f.name not in {"visibility"}]
+    # The callback token stays out: whoever holds it can make us read the task at will.
+    readonly_fields = [
+        f.name for f in Generation._meta.fields if f.name not in {"visibility", "callback_token"}
+    ]
 
     @admin.display(description="Prompt")
     def short_prompt(self, obj: Generation) -> str:

@@ -5,6 +5,7 @@ from django import forms
 
 from . import capabilities as caps
 from .models import Generation, Price, Visibility
+from .validators import VisibleTextValidator
 
 CAMERA_CHOICES = [("auto", "Automatic"), *caps.CAMERA_PRESETS.items(), ("simple", "Simple move")]
 CFG_DEFAULT = 0.5
@@ -54,6 +55,7 @@ class GenerationForm(forms.Form):
 
     prompt = forms.CharField(
         max_length=caps.PROMPT_MAX,
+        validators=[VisibleTextValidator("The prompt")],
         widget=forms.Textarea(
             attrs={
                 "rows": 4,
@@ -71,6 +73,7 @@ class GenerationForm(forms.Form):
         label="Negative prompt",
         required=False,
         max_length=caps.NEGATIVE_PROMPT_MAX,
+        validators=[VisibleTextValidator("The negative prompt")],
         widget=forms.Textarea(
             attrs={
                 "rows": 2,

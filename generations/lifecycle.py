@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.files import File
@@ -31,7 +32,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive, budgets, keypool
+from . import archive, budgets, heartbeat, keypool
 from .cometapi import (
     CometAPIError,
     ContentRejected,
@@ -151,8 +152,9 @@ def next_read_delay(gen: Generation) -> timedelta:
 def callback_url(gen: Generation) -> str | None:
     if not settings.SITE_URL:
         return None
-    path = reverse("kling-callback", args=[gen.public_id, gen.callback_token])
-    return settings.SITE_URL + path
+    # The token goes in the query, which our access logs redact (kling_site/logs.py).
+    path = reverse("kling-callback", args=[gen.public_id])
+    return f"{settings.SITE_URL}{path}?{urlencode({'token': gen.callback_token})}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -904,6 +906,7 @@ def pump_forever(stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             close_old_connections()
+            heartbeat.beat()  # throttled; /healthz reports the newest
             if not take_lease("pump", PUMP_LEASE):
                 stop.wait(PUMP_STANDBY_SLEEP)
                 continue

@@ -376,3 +376,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.action} {self.target}"
+
+
+from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count
 from django.http import (
     Http404,
     HttpRequest,
@@ -27,7 +26,7 @@ from . import budgets, forms, lifecycle
 from . import capabilities as caps
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
-from .models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
+from .models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
 from .ranged import ranged_file_response
 
 log = logging.getLogger(__name__)
@@ -304,13 +303,19 @@ def _next_url(request: HttpRequest) -> str:
 @login_not_required
 @csrf_exempt
 @require_POST
-def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
-    """Kling's push. Unsigned, so the URL carries a per-generation token; answered fast, and
-    only ever makes us read the task ourselves (see lifecycle.push_received)."""
+def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResponse:
+    """Kling's push. Unsigned, so the URL carries a per-generation token (in the query;
+    callbacks of older tasks carry it in the path); answered fast, and only ever makes us
+    read the task ourselves (see lifecycle.push_received)."""
+    token = token or request.GET.get("token", "")
     gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
-    if gen is None or not secrets.compare_digest(gen.callback_token.encode(), token.encode()):
+    if (
+        gen is None
+        or not token
+        or not secrets.compare_digest(gen.callback_token.encode(), token.encode())
+    ):
         return JsonResponse({"error": "unknown callback"}, status=404)
     if len(request.body) > 256 * 1024:
         return JsonResponse({"error": "body too large"}, status=413)
@@ -320,16 +325,3 @@ def kling_callback(request: HttpRequest, public_id, token: str) -> HttpResponse:
         return JsonResponse({"error": "not a task object"}, status=400)
     lifecycle.push_received(gen, remote)
     return JsonResponse({"ok": True})
-
-
-@login_not_required
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers and monitoring: the database answers, and how much work is open."""
-    unfinished = dict(
-        Generation.objects.exclude(status__in=TERMINAL)
-        .order_by()
-        .values_list("status")
-        .annotate(n=Count("id"))
-    )
-    return JsonResponse({"ok": True, "unfinished": unfinished})

@@ -250,14 +250,52 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SITE_URL.startswith("https://")
 
+# HTTPS. Production sits behind a TLS proxy (docs/deploy.md) that sets X-Forwarded-Proto, so
+# all of this is on by default with DJANGO_DEBUG=0; each can be turned off for a plain-HTTP
+# trial on loopback. Trusting the header is safe only when the proxy overwrites it and
+# gunicorn is reachable through the proxy alone.
+if proxy_header := env_str("DJANGO_SECURE_PROXY_SSL_HEADER", "" if DEBUG else "X-Forwarded-Proto"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + proxy_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # monitors on the machine itself ask over plain HTTP
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Joining the browsers' preload list is a commitment made by the domain's owner, not by a
+# default: off unless asked for, and its deploy-check warning (W021) silenced accordingly.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
+    "DJANGO_SECURE_COOKIES", not DEBUG or SITE_URL.startswith("https://")
+)
+
+# Callback tokens are redacted from every line (kling_site/logs.py): runserver's access log
+# (`django.server`, redefined here as Django has it, plus the filter) and `django.request`.
+# gunicorn.conf.py attaches the same filter to `gunicorn.access`.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_callback_tokens": {"()": "kling_site.logs.RedactCallbackTokens"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["redact_callback_tokens"],
+        },
+        "django.request": {"filters": ["redact_callback_tokens"]},
     },
 }

@@ -63,10 +63,10 @@ def test_production_mode_serves_collected_static_files(tmp_path):
         "import django; django.setup();"
         "from django.test import Client;"
         "c = Client();"
-        "r = c.get('/accounts/login/'); assert r.status_code == 200, r.status_code;"
+        "r = c.get('/accounts/login/', secure=True); assert r.status_code == 200, r.status_code;"
         'import re; src = re.search(r\'src="(/static/django_htmx/[^"]+)"\', r.content.decode())[1];'
         "print(src);"
-        "s = c.get(src); assert s.status_code == 200, s.status_code;"
+        "s = c.get(src, secure=True); assert s.status_code == 200, s.status_code;"
         "print(b''.join(s.streaming_content)[:20])"
     )
     result = subprocess.run(

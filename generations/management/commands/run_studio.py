@@ -1,5 +1,8 @@
 """`make run` / `make demo`: the web server and the django-q2 cluster in one foreground command.
 
+The web server is Django's development server in debug mode and gunicorn (configured by
+gunicorn.conf.py) with DJANGO_DEBUG=0, after collectstatic, which WhiteNoise's manifest needs.
+
 Each child runs in its own session so Ctrl-C reaches only this supervisor, which then sends
 SIGTERM to each child's main process (django-q2 wants the signal on the qcluster process, not
 its group, to stop its workers cleanly) and waits for them. SIGTERM rather than SIGINT: a
@@ -27,8 +30,10 @@ class Command(BaseCommand):
     help = "Run the web server and the task cluster together (Ctrl-C stops both)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--addr", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--addr", help="Address to listen on (default 127.0.0.1, or GUNICORN_BIND's)."
+        )
+        parser.add_argument("--port", type=int, help="Port (default 8000, or GUNICORN_BIND's).")
         parser.add_argument(
             "--demo",
             action="store_true",
@@ -36,27 +41,42 @@ class Command(BaseCommand):
         )
         parser.add_argument("--simulator-port", type=int, default=8765)
 
-    def handle(self, *args, addr: str, port: int, demo: bool, simulator_port: int, **opts) -> None:
-        manage = str(Path(settings.BASE_DIR) / "manage.py")
+    def handle(
+        self, *args, addr: str | None, port: int | None, demo: bool, simulator_port: int, **opts
+    ) -> None:
+        base_dir = Path(settings.BASE_DIR)
+        manage = str(base_dir / "manage.py")
         env = os.environ.copy()
         env.setdefault("PYTHONUNBUFFERED", "1")
         children: list[tuple[str, subprocess.Popen]] = []
 
         def spawn(name: str, argv: list[str]) -> None:
-            proc = subprocess.Popen(
-                [sys.executable, manage, *argv], env=env, start_new_session=True
-            )
+            proc = subprocess.Popen(argv, env=env, cwd=base_dir, start_new_session=True)
             children.append((name, proc))
+
+        def spawn_manage(name: str, argv: list[str]) -> None:
+            spawn(name, [sys.executable, manage, *argv])
 
         call_command("migrate", interactive=False, verbosity=0)
         if demo:
-            spawn("simulator", ["cometapi_simulator", "--port", str(simulator_port)])
+            spawn_manage("simulator", ["cometapi_simulator", "--port", str(simulator_port)])
             env["COMETAPI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}"
             self._prepare_demo()
-        spawn("web", ["runserver", "--noreload", f"{addr}:{port}"])
-        spawn("cluster", ["qcluster"])
+        if settings.DEBUG:
+            bind = f"{addr or '127.0.0.1'}:{port or 8000}"
+            spawn_manage("web", ["runserver", "--noreload", bind])
+        else:
+            call_command("collectstatic", interactive=False, verbosity=0)
+            gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(base_dir / "gunicorn.conf.py")]
+            if addr or port:
+                bind = f"{addr or '127.0.0.1'}:{port or 8000}"
+                gunicorn += ["--bind", bind]
+            else:
+                bind = env.get("GUNICORN_BIND", "127.0.0.1:8000")
+            spawn("web", gunicorn)
+        spawn_manage("cluster", ["qcluster"])
 
-        url = f"http://{addr}:{port}/"
+        url = f"http://{bind}/"
         self.stdout.write(self.style.SUCCESS(f"Kling Studio is running at {url}"))
         self.stdout.write(f"CometAPI: {env.get('COMETAPI_BASE_URL', settings.COMETAPI_BASE_URL)}")
         if demo:

@@ -1,0 +1,132 @@
+"""/healthz names each part (database, cache, cluster heartbeat, queue) and answers 503
+when one is unwell; the cluster's pump keeps the heartbeat fresh."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from generations import heartbeat, lifecycle
+from generations.heartbeat import ClusterHeartbeat
+from generations.models import Status
+
+from .factories import make_generation
+from .stack import wait_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def unthrottled(monkeypatch):
+    monkeypatch.setattr(heartbeat, "_last_beat", 0.0)
+
+
+def health(client):
+    response = client.get("/healthz")
+    assert response["Content-Type"] == "application/json"
+    assert "no-store" in response["Cache-Control"]
+    return response.status_code, response.json()
+
+
+def test_it_is_healthy_with_a_fresh_heartbeat_and_needs_no_login(client):
+    heartbeat.beat()
+    status, body = health(client)
+    assert status == 200
+    assert body == {
+        "ok": True,
+        "database": {"ok": True},
+        "cache": {"ok": True},
+        "cluster": {"ok": True, "heartbeat_age_seconds": body["cluster"]["heartbeat_age_seconds"]},
+        "queue": {"ok": True, "oldest_queued_age_seconds": None},
+    }
+    assert body["cluster"]["heartbeat_age_seconds"] < 5
+
+
+def test_it_answers_head_for_load_balancers(client):
+    heartbeat.beat()
+    assert client.head("/healthz").status_code == 200
+
+
+def test_no_heartbeat_ever_is_unhealthy(client):
+    status, body = health(client)
+    assert status == 503 and body["ok"] is False
+    assert body["cluster"] == {"ok": False, "heartbeat_age_seconds": None}
+    assert body["database"]["ok"] and body["cache"]["ok"]
+
+
+def test_a_stale_heartbeat_is_unhealthy(client):
+    heartbeat.beat()
+    ClusterHeartbeat.objects.update(seen_at=timezone.now() - timedelta(minutes=3))
+    status, body = health(client)
+    assert status == 503
+    assert body["cluster"]["ok"] is False and body["cluster"]["heartbeat_age_seconds"] >= 180
+
+
+def test_it_leaks_no_host_or_process_details(client):
+    heartbeat.beat()
+    row = ClusterHeartbeat.objects.get()
+    text = client.get("/healthz").content.decode()
+    assert row.host not in text and str(row.pid) not in text
+
+
+def test_the_oldest_queued_job_is_reported_and_a_long_queue_alone_is_fine(client, alice, api_key):
+    heartbeat.beat()
+    make_generation(alice, created_at=timezone.now() - timedelta(minutes=40))
+    make_generation(alice, status=Status.PROCESSING)  # the dispatcher is working
+    make_generation(alice)
+    status, body = health(client)
+    assert status == 200
+    assert 40 * 60 <= body["queue"]["oldest_queued_age_seconds"] < 41 * 60
+
+
+def test_an_old_queue_with_nothing_in_flight_and_a_usable_key_is_stalled(client, alice, api_key):
+    heartbeat.beat()
+    make_generation(alice, created_at=timezone.now() - timedelta(minutes=20))
+    status, body = health(client)
+    assert status == 503
+    assert body["queue"]["ok"] is False and body["queue"]["oldest_queued_age_seconds"] >= 1200
+
+
+def test_an_old_queue_without_any_usable_key_is_reported_not_failed(client, alice, api_key):
+    """No key can take it: an admin's matter (admin shows the unhealthy key), not an outage."""
+    heartbeat.beat()
+    api_key.is_healthy = False
+    api_key.save()
+    make_generation(alice, created_at=timezone.now() - timedelta(minutes=20))
+    status, body = health(client)
+    assert status == 200 and body["queue"]["oldest_queued_age_seconds"] >= 1200
+
+
+def test_a_cache_that_does_not_answer_is_unhealthy(client):
+    heartbeat.beat()
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        status, body = health(client)
+    assert status == 503 and body["cache"] == {"ok": False}
+
+
+def test_beats_are_throttled_per_process():
+    assert heartbeat.beat() is True
+    assert heartbeat.beat() is False
+    assert heartbeat.beat(force=True) is True
+    assert ClusterHeartbeat.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pump_thread_beats():
+    stop = threading.Event()
+    pump = threading.Thread(target=lifecycle.pump_forever, args=(stop,))
+    pump.start()
+    try:
+        wait_for(ClusterHeartbeat.objects.exists, timeout=10, message="a heartbeat")
+    finally:
+        stop.set()
+        pump.join(timeout=10)
+    assert heartbeat.latest() > timezone.now() - timedelta(seconds=10)
