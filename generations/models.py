@@ -378,4 +378,26 @@ class AuditEvent(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.action} {self.target}"
 
 
+class DownloadSlot(models.Model):
+    """One of a member's few concurrent zip downloads (see zipslots.py). A row per running
+    download, numbered below the limit, so the unique constraint is the semaphore and it
+    holds across web processes and machines; a row whose lease ran out (a crashed worker, a
+    client that stopped reading) no longer counts."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="download_slots"
+    )
+    number = models.PositiveSmallIntegerField()
+    token = models.UUIDField(default=uuid.uuid4, unique=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "number"], name="one_download_per_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"download slot {self.number} of {self.owner_id} until {self.expires_at}"
+
+
 from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

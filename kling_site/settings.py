@@ -84,6 +84,8 @@ if SITE_URL:
 COMETAPI_BASE_URL = env_str("COMETAPI_BASE_URL", "https://api.cometapi.com").rstrip("/")
 # Largest clip we accept from a result URL; Kling's 10 s 1080p clips are ~20-40 MB.
 KLING_MAX_VIDEO_BYTES = env_int("KLING_MAX_VIDEO_BYTES", 200 * 1024 * 1024)
+# Zip downloads one member may run at once (each holds a web worker while it streams).
+KLING_ZIPS_PER_MEMBER = env_int("KLING_ZIPS_PER_MEMBER", 2)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
