@@ -8,7 +8,7 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
-from . import audit, budgets, keypool, lifecycle
+from . import audit, budgets, costs, keypool, lifecycle
 from . import capabilities as caps
 from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
@@ -18,16 +18,21 @@ class ApiKeyForm(forms.ModelForm):
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
-        help_text=(
-            "Paste the CometAPI key. Leave empty to keep the current one. A new secret on an "
-            "existing key rotates it: new jobs use it at once, jobs already running finish "
-            "with the old one, which is then forgotten."
-        ),
+        help_text="Paste the CometAPI key.",
     )
 
     class Meta:
         model = ApiKey
         fields = ["name", "secret", "is_active", "concurrency_limit"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # only a stored key has a current one to keep
+            self.fields["secret"].help_text = (
+                "Paste a new key, or leave empty to keep the current one. A new key rotates "
+                "this one: new jobs use it at once, jobs already running finish with the old "
+                "one, which is then forgotten."
+            )
 
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"].strip()
@@ -164,12 +169,12 @@ class GenerationAdmin(admin.ModelAdmin):
         "short_prompt",
         "owner",
         "status",
-        "model_name",
-        "mode",
+        "choice",
         "duration",
         "visibility",
         "created_at",
         "units",
+        "cost",
     ]
     list_filter = ["status", "model_name", "mode", "duration", "visibility"]
     search_fields = ["prompt", "task_id", "external_task_id", "owner__username"]
@@ -183,6 +188,14 @@ class GenerationAdmin(admin.ModelAdmin):
     @admin.display(description="Prompt")
     def short_prompt(self, obj: Generation) -> str:
         return obj.prompt[:60]
+
+    @admin.display(description="Model", ordering="model_name")
+    def choice(self, obj: Generation) -> str:
+        return caps.choice_label(obj.model_name, obj.mode)
+
+    @admin.display(description="Cost")
+    def cost(self, obj: Generation) -> str:
+        return costs.cost_label(obj, obj.price_usd)
 
     def has_add_permission(self, request) -> bool:
         return False  # generations start in the studio, where they are validated
@@ -200,7 +213,7 @@ class PriceForm(forms.ModelForm):
 
     class Meta:
         model = Price
-        fields = ["model_name", "mode", "duration", "usd", "units"]
+        fields = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
 
 
 @admin.register(Price)
@@ -209,13 +222,13 @@ class PriceAdmin(admin.ModelAdmin):
     "no published price")."""
 
     form = PriceForm
-    list_display = ["model_name", "mode", "duration", "usd", "units"]
-    list_editable = ["usd", "units"]
-    list_filter = ["model_name", "mode", "duration"]
+    list_display = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
+    list_editable = ["usd", "units", "confirmed"]
+    list_filter = ["confirmed", "model_name", "mode", "duration"]
     ordering = ["model_name", "mode", "duration"]
 
     def save_model(self, request, obj, form, change) -> None:
-        fields = ["usd", "units"]
+        fields = ["usd", "units", "confirmed"]
         before = Price.objects.filter(pk=obj.pk).values(*fields).first() or {} if change else {}
         super().save_model(request, obj, form, change)
         diff = audit.changes(before, {f: getattr(obj, f) for f in fields})
@@ -316,3 +329,9 @@ class TeamLimitsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The site's own name on every admin page instead of "Django administration".
+admin.site.site_header = "Kling Studio administration"
+admin.site.site_title = "Kling Studio admin"
+admin.site.index_title = "Keys, members, generations and prices"

@@ -24,7 +24,10 @@ MODELS: dict[str, ModelCaps] = {
     "kling-v2-6": ModelCaps("Kling 2.6", ("std", "pro"), cfg_scale=False),
     "kling-v3": ModelCaps("Kling 3.0", ("std", "pro"), cfg_scale=False),
 }
-DEFAULT_MODEL = "kling-v1"
+# A current model, cheap enough to try things with (kling-v1 is the oldest).
+DEFAULT_MODEL = "kling-v2-5-turbo"
+# The one vocabulary for modes: cards, the detail page, filters, the price list and admin.
+MODE_NAMES = {"std": "Standard", "pro": "Professional"}
 MODE_LABELS = {"std": "Standard (faster)", "pro": "Professional (higher quality)"}
 DURATIONS = {"5": "5 s", "10": "10 s"}
 ASPECT_RATIOS = {"16:9": "Landscape 16:9", "9:16": "Portrait 9:16", "1:1": "Square 1:1"}
@@ -67,6 +70,21 @@ def matrix() -> dict:
         },
         "camera": CAMERA_COMBO,
     }
+
+
+def model_label(model_name: str) -> str:
+    model = MODELS.get(model_name)
+    return model.label if model else model_name
+
+
+def mode_name(mode: str) -> str:
+    return MODE_NAMES.get(mode, mode)
+
+
+def choice_label(model_name: str, mode: str) -> str:
+    """ "Kling 3.0 · Standard", or "Kling 2.0 Master" for a model without modes."""
+    label = model_label(model_name)
+    return f"{label} · {mode_name(mode)}" if mode else label
 
 
 def price_key(model_name: str, mode: str, duration: str) -> str:

@@ -13,12 +13,14 @@ accepted here.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import math
 import re
+import socket
 import ssl
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -32,11 +34,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.cometapi.com"
 # Generous read/write: CometAPI proxies to Kling, and a create can take seconds under load.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
-DEFAULT_DOWNLOAD_TYPES: tuple[str, ...] = (
-    "video/mp4",
-    "application/octet-stream",
-    "binary/octet-stream",
-)
+# A result URL may redirect to a CDN edge; each hop is checked (see download()).
+MAX_DOWNLOAD_REDIRECTS = 5
 TERMINAL_STATUSES = frozenset({"succeed", "failed"})
 
 TEXT2VIDEO_PATH = "/kling/v1/videos/text2video"
@@ -484,6 +483,32 @@ def normalize_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
+def _http_url(url: str) -> httpx.URL | None:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    return parsed if parsed.scheme in ("http", "https") and parsed.host else None
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (the DNS look-up of a download hop)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _is_public(address: str) -> bool:
+    """A globally routable unicast address: not private, loopback, link-local, reserved,
+    shared (CGNAT), multicast or unspecified, nor one of those mapped into IPv6."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
 def _key_error(key: str) -> str | None:
     if not key:
         return "no CometAPI key is configured"
@@ -637,58 +662,86 @@ class CometAPIClient:
 
     # ----------------------------------------------------------------------- download
 
-    def download(
-        self,
-        url: str,
-        dest: BinaryIO,
-        *,
-        max_bytes: int,
-        allowed_types: Collection[str] = DEFAULT_DOWNLOAD_TYPES,
-    ) -> int:
+    def download(self, url: str, dest: BinaryIO, *, max_bytes: int) -> int:
         """Stream a result video into `dest`; return the number of bytes written.
 
-        The URL is a third-party CDN's, so the request carries no API key. On error `dest`
-        may hold a partial file: write to a temporary file and discard it.
+        The URL comes from a task (or a push we confirmed), so it is not trusted: redirects
+        are followed by hand and every hop must be https to a public address (see
+        _check_hop), and the answer must be a video within `max_bytes`. The request carries
+        no API key. On error `dest` may hold a partial file: write to a temporary file and
+        discard it.
         """
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        target = _http_url(url)
+        if target is None:
             raise UnexpectedResponse("the result URL is not an http(s) URL", retryable=False)
-        # Signed CDN URLs carry tokens in the query: name the host only.
-        host = parsed.host
-        allowed = {t.lower() for t in allowed_types}
+        for _hop in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            # Signed CDN URLs carry tokens in the query: errors name the host only.
+            host = target.host
+            self._check_hop(target)
+            try:
+                with self._downloader().stream("GET", target) as response:
+                    if response.is_redirect:
+                        target = _http_url(str(response.url.join(response.headers["location"])))
+                        if target is None:
+                            raise UnexpectedResponse(
+                                f"the result host {host} redirected to a non-http(s) URL",
+                                http_status=response.status_code,
+                                retryable=False,
+                            )
+                        continue
+                    self._check_download(response, host, max_bytes)
+                    written = 0
+                    for chunk in response.iter_bytes():
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise UnexpectedResponse(
+                                f"the result from {host} is too large (over {max_bytes} bytes)",
+                                http_status=response.status_code,
+                                retryable=False,
+                            )
+                        dest.write(chunk)
+                    return written
+            except httpx.TransportError as exc:
+                raise UpstreamUnavailable(
+                    f"could not download the result from {host}: {type(exc).__name__}"
+                ) from exc
+            except httpx.HTTPError as exc:  # e.g. an undecodable content-encoding
+                raise UnexpectedResponse(
+                    f"could not download the result from {host}: {type(exc).__name__}",
+                    retryable=False,
+                ) from exc
+        raise UnexpectedResponse(
+            f"the result URL redirected more than {MAX_DOWNLOAD_REDIRECTS} times",
+            retryable=False,
+        )
+
+    def _check_hop(self, url: httpx.URL) -> None:
+        """Refuse a hop to anywhere but the public internet over https, so a result URL
+        (or a redirect) can't make us fetch from this machine or its network (SSRF).
+
+        The one exception is COMETAPI_BASE_URL's own host, which the operator chose: the
+        bundled simulator serves its clips over http on 127.0.0.1.
+        """
+        host = url.host
+        if host == httpx.URL(self.base_url).host:
+            return
+        if url.scheme != "https":
+            raise UnexpectedResponse(f"the result URL at {host} is not https", retryable=False)
         try:
-            with self._downloader().stream("GET", parsed) as response:
-                self._check_download(response, host, allowed, max_bytes)
-                written = 0
-                for chunk in response.iter_bytes():
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise UnexpectedResponse(
-                            f"the result from {host} is too large (over {max_bytes} bytes)",
-                            http_status=response.status_code,
-                            retryable=False,
-                        )
-                    dest.write(chunk)
-                return written
-        except httpx.TransportError as exc:
+            addresses = resolve_host(host, url.port or 443)
+        except OSError as exc:
             raise UpstreamUnavailable(
-                f"could not download the result from {host}: {type(exc).__name__}"
+                f"could not resolve the result host {host}: {type(exc).__name__}"
             ) from exc
-        except httpx.HTTPError as exc:  # too many redirects, undecodable content-encoding
+        if not addresses or not all(_is_public(address) for address in addresses):
             raise UnexpectedResponse(
-                f"could not download the result from {host}: {type(exc).__name__}",
-                retryable=False,
-            ) from exc
+                f"the result host {host} is not a public address", retryable=False
+            )
 
     @staticmethod
-    def _check_download(
-        response: httpx.Response, host: str, allowed: set[str], max_bytes: int
-    ) -> None:
+    def _check_download(response: httpx.Response, host: str, max_bytes: int) -> None:
         status = response.status_code
         if status in (403, 404, 410):
             raise ResultExpired(
@@ -706,11 +759,11 @@ class CometAPIClient:
                 f"the result host {host} answered HTTP {status}", http_status=status
             )
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        # A missing type is tolerated (poster extraction validates the file); a wrong one,
-        # typically an HTML error page, is not.
-        if content_type and content_type not in allowed:
+        # Kling's CDN labels its clips video/mp4; anything else (an HTML error page, a file
+        # of another kind, no label) is not a clip.
+        if not content_type.startswith("video/"):
             raise UnexpectedResponse(
-                f"the result from {host} is {content_type}, not a video",
+                f"the result from {host} is {content_type or 'unlabelled'}, not a video",
                 http_status=status,
                 retryable=False,
             )
@@ -724,14 +777,14 @@ class CometAPIClient:
 
     def _downloader(self) -> httpx.Client:
         # A separate client without the Authorization header: the key must never reach the
-        # CDN, and redirects (which CDNs use) are followed here only.
+        # CDN. Redirects (which CDNs use) are followed by download(), hop by hop.
         if self._download_client is None:
             self._download_client = httpx.Client(
                 headers={"User-Agent": "kling-studio"},
                 timeout=self._timeout,
                 transport=self._transport,
                 verify=_tls_context(),
-                follow_redirects=True,
+                follow_redirects=False,
             )
         return self._download_client
 

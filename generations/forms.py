@@ -4,6 +4,7 @@ from decimal import Decimal
 from django import forms
 
 from . import capabilities as caps
+from .costs import usd_label
 from .models import Generation, Price, Visibility
 from .validators import VisibleTextValidator
 
@@ -21,15 +22,16 @@ class Estimate:
 
     usd: Decimal
     units: Decimal | None
+    confirmed: bool = True
 
     @property
     def label(self) -> str:
-        return format_estimate(self.usd, self.units)
+        text = format_estimate(self.usd, self.units)
+        return text if self.confirmed else f"{text} (price not yet confirmed)"
 
 
 def format_estimate(usd: Decimal, units: Decimal | None) -> str:
-    cents = usd.quantize(Decimal("0.01"))
-    text = f"${cents if cents == usd else usd.normalize()}"
+    text = usd_label(usd)
     if units is not None:
         n = units.normalize()
         text += f" · {n:f} unit{'' if n == 1 else 's'}"
@@ -39,7 +41,7 @@ def format_estimate(usd: Decimal, units: Decimal | None) -> str:
 def price_table() -> dict[str, Estimate]:
     """Every price on file, keyed as `capabilities.price_key`: one query."""
     return {
-        caps.price_key(p.model_name, p.mode, p.duration): Estimate(p.usd, p.units)
+        caps.price_key(p.model_name, p.mode, p.duration): Estimate(p.usd, p.units, p.confirmed)
         for p in Price.objects.all()
     }
 
@@ -218,7 +220,7 @@ class GenerationForm(forms.Form):
             return data
         mode = data.get("mode") or ""
         if model.modes and mode not in model.modes:
-            offered = " or ".join(caps.MODE_LABELS[m].split(" (")[0] for m in model.modes)
+            offered = " or ".join(caps.MODE_NAMES[m] for m in model.modes)
             self.add_error("mode", f"{model.label} needs a mode: {offered}.")
         if not model.modes:
             mode = data["mode"] = ""

@@ -31,7 +31,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
-from . import csvsafe, zipslots
+from . import costs, csvsafe, zipslots
 from .models import Favourite, Generation, GenerationQuerySet, Price, Status
 
 PAGE_SIZE = 24
@@ -73,7 +73,7 @@ class GalleryFilters(forms.Form):
         choices=_choices("Any model", [(k, v.label) for k, v in caps.MODELS.items()]),
     )
     mode = forms.ChoiceField(
-        label="Mode", required=False, choices=_choices("Any mode", [("std", "Std"), ("pro", "Pro")])
+        label="Mode", required=False, choices=_choices("Any mode", caps.MODE_NAMES.items())
     )
     duration = forms.ChoiceField(
         label="Duration", required=False, choices=_choices("Any length", caps.DURATIONS.items())
@@ -293,14 +293,19 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-@require_GET
-def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _visible(request, public_id)
+def detail_context(request: HttpRequest, gen: Generation) -> dict:
+    """Everything the detail page's body shows; the status view renders the same body for
+    a detail page that polls (views.generation_status)."""
     timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
     timings.append(("Finished" if gen.status == Status.SUCCEEDED else "Ended", gen.finished_at))
-    context = {
+    price = _price_for(gen)
+    # What the job was accepted at (budgets snapshot it); the table's price for older rows.
+    usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
+    return {
         "generation": gen,
-        "price": _price_for(gen),
+        "price": price,
+        "cost": costs.cost_label(gen, usd),
+        "not_charged": costs.not_charged(gen),
         "can_manage": _may_manage(request, gen),
         "timings": [(label, at) for label, at in timings if at],
         "queued_for": _span(gen.submitted_at - gen.created_at) if gen.submitted_at else "",
@@ -311,7 +316,12 @@ def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
         ),
         "elapsed": _span(gen.elapsed),
     }
-    return render(request, "generations/generation_detail.html", context)
+
+
+@require_GET
+def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
+    gen = _visible(request, public_id)
+    return render(request, "generations/generation_detail.html", detail_context(request, gen))
 
 
 def _next_url(request: HttpRequest, default: str) -> str:

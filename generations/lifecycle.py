@@ -392,10 +392,8 @@ def _retry_delay(gen: Generation, exc: CometAPIError) -> float:
 def member_message(exc: CometAPIError) -> str:
     """What a member reads on the card: plain words first, CometAPI's own after."""
     if isinstance(exc, ContentRejected):
-        return (
-            "CometAPI refused this prompt under its content policy. Change the wording and "
-            f"try again. ({exc.message})"
-        )
+        # CometAPI's own message only restates "policy"; its code is kept in error_code.
+        return "the prompt was refused under the content policy; change the wording and try again."
     if isinstance(exc, ResultExpired):
         return "The finished clip expired at Kling before we could copy it."
     if isinstance(exc, RequestRejected):

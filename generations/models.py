@@ -293,6 +293,10 @@ class Price(models.Model):
     duration = models.CharField(max_length=4)
     usd = models.DecimalField("price (USD)", max_digits=8, decimal_places=3)
     units = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # False for prices seeded without a published figure: an admin checks them (admin list).
+    confirmed = models.BooleanField(
+        default=True, help_text="Untick while the price is a guess an admin must confirm."
+    )
 
     class Meta:
         ordering = ["model_name", "mode", "duration"]

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Exists
 from django.http import (
     Http404,
     HttpRequest,
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from . import budgets, forms, lifecycle
+from . import budgets, forms, gallery, lifecycle
 from . import capabilities as caps
 from .cometapi import CometAPIError, parse_callback
 from .forms import GenerationForm
@@ -51,14 +52,24 @@ def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False
         raise Http404("No such generation") from None
 
 
+def _usable_keys():
+    """Keys the worker may send jobs with (lifecycle._pick_key chooses among these)."""
+    return ApiKey.objects.filter(is_active=True, is_healthy=True)
+
+
 def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
-    """Cards of queued jobs show their place in line: one query for the whole page, and
-    none when nothing on it waits."""
+    """Cards of queued jobs show their place in line, or that no key can send them
+    (`no_key`): one query for the whole page, and none when nothing on it waits."""
     cards = list(generations)
     if any(g.status == Status.QUEUED for g in cards):
-        positions = lifecycle.queue_positions()
+        # The key check rides along in the positions query rather than costing its own.
+        rows = lifecycle.fair_queue().annotate(key_ready=Exists(_usable_keys()))
+        positions, key_ready = {}, True
+        for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
+            positions[pk], key_ready = i, ready
         for g in cards:
             g.queue_position = positions.get(g.pk)
+            g.no_key = g.status == Status.QUEUED and not key_ready
     return cards
 
 
@@ -86,7 +97,7 @@ def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict
     return {
         **_form_context(form, prices, user=request.user, **extra),
         "generations": _with_queue_positions(mine),
-        "has_keys": ApiKey.objects.filter(is_active=True, is_healthy=True).exists(),
+        "has_keys": _usable_keys().exists(),
         "matrix": caps.matrix(),
         "price_labels": forms.price_labels(prices),
     }
@@ -187,6 +198,16 @@ def _card_unchanged(request: HttpRequest, public_id, known: str) -> bool:
     )
 
 
+def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
+    """The piece of page that follows a job: its card, or, asked from its detail page
+    (`detail=1`), the whole detail body, so state, timings, cost and actions change together."""
+    if request.GET.get("detail") or request.POST.get("detail"):
+        context = gallery.detail_context(request, gen)
+        return render(request, "generations/generation_detail.html#detail-body", context)
+    _with_queue_positions([gen])
+    return render(request, "generations/studio.html#generation-card", {"generation": gen})
+
+
 @require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state,
@@ -194,8 +215,7 @@ def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     if (known := request.GET.get("v")) and _card_unchanged(request, public_id, known):
         return HttpResponse(status=204)  # htmx keeps the card and polls again
     gen = _get_generation(request, public_id)
-    _with_queue_positions([gen])
-    response = render(request, "generations/studio.html#generation-card", {"generation": gen})
+    response = _render_live(request, gen)
     if not gen.is_terminal:
         return response
     stop = HttpResponseStopPolling(response.content)
@@ -245,7 +265,7 @@ def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
     Generation.objects.filter(pk=gen.pk).update(visibility=value)
     gen.visibility = value
     if request.htmx:
-        return render(request, "generations/studio.html#generation-card", {"generation": gen})
+        return _render_live(request, gen)
     return redirect(_next_url(request))
 
 
@@ -257,8 +277,7 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
     confirmed = request.POST.get("confirm") == "yes"
     if gen.status in IN_FLIGHT and not confirmed:
         if request.htmx:  # the card was out of date: show it as it is now, with the warning
-            _with_queue_positions([gen])
-            return render(request, "generations/studio.html#generation-card", {"generation": gen})
+            return _render_live(request, gen)
         return render(
             request,
             "generations/generation_confirm_cancel.html",
@@ -268,8 +287,7 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
         messages.info(request, "That job had already moved on; nothing was cancelled.")
     gen.refresh_from_db()
     if request.htmx:
-        _with_queue_positions([gen])
-        return render(request, "generations/studio.html#generation-card", {"generation": gen})
+        return _render_live(request, gen)
     return redirect(_next_url(request))
 
 

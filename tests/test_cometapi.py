@@ -6,9 +6,11 @@ Payloads come from docs/cometapi-kling.md (the contract); no Django and no datab
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import logging
 import pickle
+import socket
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import pytest
 import respx
 
+from generations import cometapi
 from generations.cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -85,6 +88,25 @@ def gateway_error(code: str = "", message: str = "refused") -> dict[str, Any]:
 def api() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
         yield router
+
+
+# DNS, as the download hops see it: literal addresses resolve to themselves, these names to
+# what a test sets, any other name to a public address. The real look-up is one line
+# (cometapi.resolve_host), and this suite runs offline.
+DNS: dict[str, list[str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    def resolve(host: str, port: int) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            return DNS.get(host, ["93.184.215.14"])
+
+    monkeypatch.setattr(cometapi, "resolve_host", resolve)
+    DNS.clear()
+    return DNS
 
 
 @pytest.fixture
@@ -686,14 +708,19 @@ def test_it_downloads_without_the_api_key(api: respx.MockRouter, client: CometAP
     assert edge.called
 
 
-@pytest.mark.parametrize("content_type", ["application/octet-stream", "binary/octet-stream", ""])
-def test_it_downloads_other_allowed_types(
+@pytest.mark.parametrize(
+    "content_type", ["application/octet-stream", "binary/octet-stream", "image/png", ""]
+)
+def test_it_refuses_anything_but_a_video(
     api: respx.MockRouter, client: CometAPIClient, content_type: str
 ) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     api.get(CDN).respond(200, content=b"abc", headers=headers)
 
-    assert client.download(CDN, io.BytesIO(), max_bytes=10) == 3
+    with pytest.raises(UnexpectedResponse, match="not a video") as caught:
+        client.download(CDN, io.BytesIO(), max_bytes=10)
+
+    assert caught.value.retryable is False
 
 
 def test_it_refuses_a_download_too_large_by_header(
@@ -759,6 +786,123 @@ def test_it_retries_a_download_outage(api: respx.MockRouter, client: CometAPICli
 
     assert (first.value.http_status, first.value.retryable) == (503, True)
     assert (second.value.http_status, second.value.retryable) == (None, True)
+
+
+# Every hop of a download is checked (issue 8, finding 6): redirects are followed by hand.
+
+INTERNAL = [
+    "127.0.0.1",
+    "10.0.0.7",
+    "192.168.1.20",
+    "172.16.0.1",
+    "169.254.169.254",  # the cloud metadata service
+    "100.64.0.1",  # shared address space (CGNAT)
+    "0.0.0.0",
+    "240.0.0.1",  # reserved
+    "224.0.0.1",  # multicast
+    "::1",
+    "fe80::1",
+    "fc00::1",
+    "::ffff:127.0.0.1",
+]
+
+
+@pytest.mark.parametrize("address", INTERNAL)
+def test_it_refuses_a_result_host_that_resolves_inside(
+    api: respx.MockRouter, client: CometAPIClient, dns: dict[str, list[str]], address: str
+) -> None:
+    dns["cdn.klingai.example"] = ["93.184.215.14", address]  # one bad address is enough
+    route = api.get(CDN).respond(200, content=b"abc", headers={"Content-Type": "video/mp4"})
+
+    with pytest.raises(UnexpectedResponse, match="not a public address") as caught:
+        client.download(CDN, io.BytesIO(), max_bytes=10)
+
+    assert caught.value.retryable is False
+    assert not route.called  # refused before connecting
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/v.mp4",
+        "https://intranet.example/v.mp4",  # resolves inside (see below)
+        "http://edge.example/v.mp4",  # http, to a host that isn't COMETAPI_BASE_URL's
+        "file:///etc/passwd",
+    ],
+)
+def test_it_refuses_a_redirect_inside_or_off_https(
+    api: respx.MockRouter, client: CometAPIClient, dns: dict[str, list[str]], location: str
+) -> None:
+    dns["intranet.example"] = ["10.1.2.3"]
+    api.get(CDN).respond(302, headers={"Location": location})
+    inside = api.route(url__regex=r"^(?!https://cdn\.klingai\.example/).*").respond(
+        200, content=b"abc", headers={"Content-Type": "video/mp4"}
+    )
+
+    with pytest.raises(UnexpectedResponse) as caught:
+        client.download(CDN, io.BytesIO(), max_bytes=10)
+
+    assert caught.value.retryable is False
+    assert not inside.called
+
+
+def test_it_refuses_http_to_any_host_but_cometapis_own(
+    api: respx.MockRouter, client: CometAPIClient
+) -> None:
+    with pytest.raises(UnexpectedResponse, match="not https"):
+        client.download("http://cdn.klingai.example/v.mp4", io.BytesIO(), max_bytes=10)
+    assert not api.calls
+
+
+def test_it_follows_redirects_to_a_limit(api: respx.MockRouter, client: CometAPIClient) -> None:
+    api.get(url__regex=r"https://edge\.example/\d+").mock(
+        side_effect=lambda request: httpx.Response(
+            302, headers={"Location": f"/{int(request.url.path[1:]) + 1}"}
+        )
+    )
+
+    with pytest.raises(UnexpectedResponse, match="redirected more than") as caught:
+        client.download("https://edge.example/0", io.BytesIO(), max_bytes=10)
+
+    assert caught.value.retryable is False
+    assert len(api.calls) == cometapi.MAX_DOWNLOAD_REDIRECTS + 1
+
+
+def test_the_size_cap_holds_after_a_redirect(api: respx.MockRouter, client: CometAPIClient) -> None:
+    api.get(CDN).respond(302, headers={"Location": "https://edge.example/v.mp4"})
+    api.get("https://edge.example/v.mp4").respond(
+        200, content=b"x" * 2000, headers={"Content-Type": "video/mp4"}
+    )
+
+    with pytest.raises(UnexpectedResponse, match="too large"):
+        client.download(CDN, io.BytesIO(), max_bytes=1000)
+
+
+def test_an_unresolvable_result_host_is_retried_later(
+    client: CometAPIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(cometapi, "resolve_host", fail)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        client.download(CDN, io.BytesIO(), max_bytes=10)
+    assert caught.value.retryable is True
+
+
+def test_cometapis_own_host_may_serve_over_http_on_loopback(api: respx.MockRouter) -> None:
+    """The bundled simulator (`make demo`, the tests) serves clips from its own address."""
+    sim = "http://127.0.0.1:8765"
+    api.get(f"{sim}/media/1.mp4").respond(
+        200, content=b"abc", headers={"Content-Type": "video/mp4"}
+    )
+
+    with CometAPIClient(KEY, sim) as comet:
+        assert comet.download(f"{sim}/media/1.mp4", io.BytesIO(), max_bytes=10) == 3
+        # ...but not another name for the same machine: only that exact host.
+        with pytest.raises(UnexpectedResponse):
+            comet.download("http://localhost:8765/media/1.mp4", io.BytesIO(), max_bytes=10)
 
 
 def test_it_refuses_a_non_http_result_url(client: CometAPIClient) -> None:

@@ -159,14 +159,15 @@ def test_prices_come_from_the_table():
     # Models without a std/pro split are priced whatever mode the form last held.
     assert caps.price_key("kling-v2-master", "pro", "5") == "kling-v2-master||5"
     assert prices["kling-v2-master||5"].label == "$1.32 · 10 units"
-    assert caps.price_key("kling-v2-5-turbo", "std", "5") not in prices  # none published
+    # Seeded without a published price: shown, and marked for an admin to confirm.
+    assert not prices[caps.price_key("kling-v2-5-turbo", "std", "5")].confirmed
 
 
 def test_an_edited_price_is_used_at_once():
     Price.objects.filter(model_name="kling-v1", mode="std", duration="5").update(
         usd=Decimal("0.125"), units=None
     )
-    f = GenerationForm(initial={})
+    f = GenerationForm(initial={"model_name": "kling-v1"})
     assert f.estimate(price_table()).label == "$0.125"
 
 
@@ -175,7 +176,8 @@ def test_estimate_follows_submitted_data():
     assert form(model_name="kling-v1-6", mode="pro", duration="10").estimate(prices).usd == Decimal(
         "0.92"
     )
-    assert form(model_name="kling-v2-5-turbo", mode="std").estimate(prices) is None
+    Price.objects.filter(model_name="kling-v3").delete()
+    assert form(model_name="kling-v3", mode="std").estimate(price_table()) is None
 
 
 def test_format_estimate():

@@ -237,7 +237,7 @@ def test_detail_shows_parameters_timings_cost_and_actions(alice_client, alice):
     body = alice_client.get(reverse("generation-detail", args=[gen.public_id])).content.decode()
     for text in ("A heron lands", "blurry", "0.7", "zoom 5", "8675309", gen.external_task_id):
         assert text in body
-    assert "$0.130" in body and "1.00 (estimated)" in body
+    assert "$0.13" in body and "1.00 (estimated)" in body
     assert "In our queue</dt><dd>4 s" in body and "Elapsed</dt><dd>3 min 00 s" in body
     assert f"/?remix={gen.public_id}" in body
     assert "?download=1" in body

@@ -61,6 +61,7 @@ def test_a_policy_refusal_fails_with_a_clear_message(cometapi, alice):
     assert gen.status == Status.FAILED
     assert gen.error_code == "1301"
     assert "content policy" in gen.error_message
+    assert gen.error_message.count("policy") == 1  # said once, not three times
 
 
 def test_a_failed_task_keeps_klings_reason(cometapi, alice):

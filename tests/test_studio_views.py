@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations import capabilities as caps
-from generations.models import Favourite, Generation, Status
+from generations.models import Favourite, Generation, Price, Status
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
@@ -273,7 +273,8 @@ def test_a_failed_submit_without_js_shows_the_estimate(alice_client):
 
 
 def test_a_choice_without_a_price_says_so(alice_client):
-    response = alice_client.post("/", {**VALID, "prompt": "", "model_name": "kling-v2-5-turbo"})
+    Price.objects.filter(model_name="kling-v3").delete()
+    response = alice_client.post("/", {**VALID, "prompt": "", "model_name": "kling-v3"})
     assert "no published price" in response.content.decode()
 
 
@@ -288,7 +289,7 @@ def test_price_list_shows_every_offered_choice(alice_client):
     assert body.count("<tr>") == 1 + sum(
         len(m.modes or ("",)) * len(m.durations) for m in caps.MODELS.values()
     )
-    assert "no published price" in body  # Kling 2.5 Turbo std, 2.6, 3.0
+    assert "price not yet confirmed" in body  # Kling 2.5 Turbo std, 2.6, 3.0: seeded guesses
 
 
 def test_admins_edit_prices(admin_client):
@@ -299,7 +300,7 @@ def test_admins_edit_prices(admin_client):
 # Cards: queue position, cancel, the finished notice
 
 
-def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bob):
+def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bob, api_key):
     first = make_generation(alice)
     make_generation(bob)
     second = make_generation(alice)  # after bob's: every member's first job goes first

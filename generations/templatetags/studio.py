@@ -4,8 +4,10 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from generations import capabilities as caps
+from generations import costs
 
 register = template.Library()
 
@@ -29,10 +31,36 @@ def clock(seconds: int | float | None) -> str:
 
 @register.filter
 def model_label(model_name: str) -> str:
-    model = caps.MODELS.get(model_name)
-    return model.label if model else model_name
+    return caps.model_label(model_name)
 
 
 @register.filter
 def mode_label(mode: str) -> str:
-    return {"std": "Standard", "pro": "Professional"}.get(mode, mode)
+    return caps.mode_name(mode)
+
+
+@register.filter
+def ago(at: datetime | None) -> str:
+    """ "just now" for the first minute, where timesince would say "0 minutes ago"."""
+    if at is None:
+        return ""
+    if (timezone.now() - at).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(at)} ago"
+
+
+@register.filter
+def aspect_label(aspect_ratio: str) -> str:
+    return caps.ASPECT_RATIOS.get(aspect_ratio, aspect_ratio)
+
+
+@register.filter
+def camera_label(camera_type: str) -> str:
+    return caps.CAMERA_PRESETS.get(camera_type) or {"simple": "Simple move"}.get(
+        camera_type, camera_type
+    )
+
+
+@register.filter
+def short_cost(generation) -> str:
+    return costs.short_cost(generation)

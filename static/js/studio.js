@@ -186,9 +186,29 @@
     });
   });
 
+  // ---- Copy prompt: buttons are hidden until this script can make them work ------------
+
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-copy]");
+    if (!button) return;
+    const source = button.dataset.copy ? document.querySelector(button.dataset.copy) : null;
+    const text = button.dataset.copyText ?? source?.textContent ?? "";
+    const label = button.textContent;
+    try {
+      await navigator.clipboard.writeText(text.trim());
+      button.textContent = "Copied";
+      button.classList.add("copied");
+      if (announcer()) announcer().textContent = "Prompt copied.";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => { button.textContent = label; button.classList.remove("copied"); }, 1500);
+  });
+
   // ---- Wiring ------------------------------------------------------------------------
 
   htmx.onLoad((root) => {
+    for (const b of root.querySelectorAll?.("button[data-copy][hidden]") || []) b.hidden = false;
     const form = root.id === "prompt-form" ? root : root.querySelector?.("#prompt-form");
     if (form) initForm(form);
     noteCards(root);
@@ -206,8 +226,18 @@
     if (form.querySelector(".error")) {
       form.querySelector(".field:has(.error) textarea, fieldset:has(.error) input, .field:has(.error) input")?.focus();
     } else {
-      form.elements.prompt.focus();
       if (announcer()) announcer().textContent = "Queued. The new card is first in My generations.";
+      const card = document.querySelector("#my-cards article.gen");
+      const box = card?.getBoundingClientRect();
+      if (card && box && (box.top < 0 || box.bottom > window.innerHeight)) {
+        // The cards are below the form (a phone): show the new one where the member looks,
+        // rather than leaving them at a form that just emptied with no sign of the job.
+        card.scrollIntoView({ block: "center", behavior: "smooth" });
+        card.classList.add("just-queued");
+        card.addEventListener("animationend", () => card.classList.remove("just-queued"), { once: true });
+      } else {
+        form.elements.prompt.focus();
+      }
     }
   });
 })();

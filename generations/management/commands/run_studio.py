@@ -10,6 +10,7 @@ shell that starts us in the background makes its children ignore SIGINT.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 from generations.models import ApiKey
 
 DEMO_USER, DEMO_PASSWORD = "demo", "kling-demo"
+DEMO_ADMIN = "demo-admin"
 
 
 class Command(BaseCommand):
@@ -61,7 +63,7 @@ class Command(BaseCommand):
         if demo:
             spawn_manage("simulator", ["cometapi_simulator", "--port", str(simulator_port)])
             env["COMETAPI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}"
-            self._prepare_demo()
+            admin_password = self._prepare_demo()
         if settings.DEBUG:
             bind = f"{addr or '127.0.0.1'}:{port or 8000}"
             spawn_manage("web", ["runserver", "--noreload", bind])
@@ -83,6 +85,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Demo member: username {DEMO_USER!r}, password {DEMO_PASSWORD!r}"
+                )
+            )
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo admin (for {url}admin/): username {DEMO_ADMIN!r}, "
+                    f"password {admin_password!r} (new at every start)"
                 )
             )
             self.stdout.write(
@@ -136,13 +144,24 @@ class Command(BaseCommand):
                 proc.wait()
         self.stdout.write("Stopped.")
 
-    def _prepare_demo(self) -> None:
-        user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
+    def _prepare_demo(self) -> str:
+        """The demo member, the demo admin and the simulator's key, in the demo's own
+        database (`make superuser` writes to var/, which the demo doesn't read). Returns the
+        admin's password: a fresh one at every start, so a demo left reachable on a network
+        keeps no well-known admin password."""
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=DEMO_USER)
         if created or not user.check_password(DEMO_PASSWORD):
             user.set_password(DEMO_PASSWORD)
             user.save()
+        admin, _ = User.objects.get_or_create(username=DEMO_ADMIN)
+        admin_password = secrets.token_urlsafe(9)
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(admin_password)
+        admin.save()
         # The simulator accepts any key; the demo has its own database (see the Makefile),
         # so this key never meets the real CometAPI.
         ApiKey.objects.get_or_create(
             name="simulator", defaults={"secret": "sk-demo-simulator-key", "concurrency_limit": 5}
         )
+        return admin_password

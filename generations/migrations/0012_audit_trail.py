@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0010_key_pool'),
+        ('generations', '0011_key_pool'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,58 @@
+"""Issue 12 in Chromium: the clip's page follows its job, Generate on a phone shows the
+queued job, "Copy prompt" copies. Rows are moved on directly (no cluster needed)."""
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from generations.models import Generation, Status
+from tests.browser.test_gallery_journeys import log_in
+from tests.factories import make_generation
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_clips_page_follows_its_job_to_the_end(page: Page, live_server, alice):
+    gen = make_generation(
+        alice, status=Status.PROCESSING, task_id="t-9", submitted_at=timezone.now()
+    )
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/g/{gen.public_id}/")
+    side = page.locator(".detail-side")
+    expect(side.get_by_role("button", name="Stop tracking…")).to_be_visible()
+    expect(side.locator("dd").filter(has_text="Generating")).to_have_count(1)
+
+    gen.video.save("clip.mp4", ContentFile(b"not really mp4"), save=False)
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.SUCCEEDED, finished_at=timezone.now(), video=gen.video.name
+    )
+    # Every panel moves on together, without a reload.
+    expect(side.locator("dd").filter(has_text="Finished")).to_have_count(1, timeout=10_000)
+    expect(side.get_by_role("link", name="Download mp4")).to_be_visible()
+    expect(side.get_by_role("button", name="Delete…")).to_be_visible()
+    expect(side.get_by_role("button", name="Stop tracking…")).to_have_count(0)
+    expect(side.get_by_text("so far")).to_have_count(0)
+    expect(page.locator(".detail-media video")).to_have_count(1)
+
+
+def test_copy_prompt_copies_it(page: Page, live_server, alice):
+    gen = make_generation(alice, status=Status.FAILED, prompt="A fox in  the snow")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/g/{gen.public_id}/")
+    page.get_by_role("button", name="Copy prompt").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "A fox in  the snow"
+
+
+def test_generate_on_a_phone_shows_the_queued_job(page: Page, live_server, alice):
+    for i in range(3):
+        make_generation(alice, status=Status.SUCCEEDED, prompt=f"older clip {i}")
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server.url, "alice")
+    page.get_by_label("Prompt", exact=True).fill("A heron on a misty lake")
+    page.get_by_role("button", name="Generate").click()
+    card = page.locator("#my-cards article.gen").first
+    expect(card).to_contain_text("A heron on a misty lake")
+    expect(card).to_be_in_viewport()
