@@ -92,7 +92,14 @@ def test_saving_limits_unchanged_records_nothing(alice, db):
 def test_price_changes_are_recorded_from_the_form_and_the_list(root_client):
     price = Price.objects.get(model_name="kling-v1", mode="std", duration="5")
     url = f"/admin/generations/price/{price.pk}/change/"
-    form = {"model_name": "kling-v1", "mode": "std", "duration": "5", "usd": "0.15", "units": "1"}
+    form = {
+        "model_name": "kling-v1",
+        "mode": "std",
+        "duration": "5",
+        "usd": "0.15",
+        "units": "1",
+        "confirmed": "on",
+    }
     assert root_client.post(url, form).status_code == 302
     (event,) = events(audit.PRICE_CHANGED)
     assert event.details == {"usd": ["0.130", "0.15"]}
