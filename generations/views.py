@@ -239,10 +239,12 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
     gen = _get_generation(request, public_id)
     if not gen.video:
         raise Http404("This clip is not stored yet")
-    response = ranged_file_response(request, gen.video.name, "video/mp4")
+    response = _stored_file(request, gen.video.name, "video/mp4")
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="kling-{gen.public_id}.mp4"'
-    response["Cache-Control"] = "private, max-age=3600"
+    # Every request (each seek) comes back here for the permission check: a clip made
+    # private or deleted stops playing for others at once, not when a cached copy expires.
+    response["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -251,9 +253,18 @@ def generation_poster(request: HttpRequest, public_id) -> HttpResponse:
     gen = _get_generation(request, public_id)
     if not gen.poster:
         raise Http404("No poster")
-    response = ranged_file_response(request, gen.poster.name, "image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
+    response = _stored_file(request, gen.poster.name, "image/jpeg")
+    # A grid of posters is reloaded with every gallery page: a minute's caching spares
+    # that, and bounds how long a poster made private stays in a teammate's browser.
+    response["Cache-Control"] = "private, max-age=60"
     return response
+
+
+def _stored_file(request: HttpRequest, name: str, content_type: str) -> HttpResponse:
+    try:
+        return ranged_file_response(request, name, content_type)
+    except FileNotFoundError:  # the row outlived its file (removed from storage by hand)
+        raise Http404("This file is no longer stored") from None
 
 
 @require_POST

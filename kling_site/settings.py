@@ -238,6 +238,30 @@ STORAGES = {
     },
 }
 
+# Clips and posters on S3-compatible storage (AWS S3, MinIO, Ceph, R2, …) when a bucket is
+# named; local disk otherwise. The bucket stays private: members get clips only through our
+# views, after the permission check (generations/ranged.py streams them, Range included),
+# never as a bucket URL. Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or their
+# _FILE forms), else boto3's own chain (instance role, ~/.aws).
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,  # "path": MinIO
+            "location": env_str("AWS_LOCATION").strip("/"),  # a key prefix in a shared bucket
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,  # the bucket's own (private); never public-read
+            "querystring_auth": True,  # any URL the storage makes is signed…
+            "querystring_expire": 60,  # …and short-lived (we stream; nothing should use one)
+            "file_overwrite": False,  # a name in use gets a suffix, as on local disk
+        },
+    }
+
 # No inline scripts or styles anywhere, so the policy can stay strict.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
