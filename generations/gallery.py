@@ -99,6 +99,7 @@ class GalleryFilters(forms.Form):
 
     def __init__(self, *args, scope: Scope, members: dict[str, int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.notes: list[str] = []  # filters applied other than as given, and why
         self.members = members or {}
         if scope is MINE:
             del self.fields["member"]  # always the member themself
@@ -116,7 +117,11 @@ class GalleryFilters(forms.Form):
         data = super().clean()
         since, until = data.get("since"), data.get("until")
         if since and until and until < since:
-            self.add_error("until", "The end date is before the start date.")
+            # Both dates were meant; applying one of them would show an empty page.
+            data["since"], data["until"] = until, since
+            self.notes.append(
+                f"From was after To, so they were swapped: {until:%-d %b %Y} to {since:%-d %b %Y}."
+            )
         return data
 
     def ignored(self) -> list[str]:
@@ -234,9 +239,13 @@ def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
         "other": TEAM if scope is MINE else MINE,
         "form": form,
         "ignored": form.ignored(),
+        "notes": form.notes,
         "generations": page,
         "next_query": _query(request, after=_cursor(page[-1])) if more else "",
         "filter_query": _query(request, after=None),
+        # Where a card's detail page goes back to (and deleting there returns): this list.
+        "list_url": reverse(scope.url_name)
+        + (f"?{q}" if (q := _query(request, after=None)) else ""),
         "filtered": any(v for k, v in request.GET.items() if k not in ("after", "order")),
         "first_page": not cursor,
     }
@@ -293,6 +302,15 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
+def _list_url(url: str | None) -> str:
+    """`url` if it is one of our galleries (with its filters), else "": where a detail page
+    reached from a filtered list goes back to, and where deleting from it returns."""
+    if not url or not url_has_allowed_host_and_scheme(url, allowed_hosts=None):
+        return ""
+    lists = (reverse("my-generations"), reverse("gallery"))
+    return url if url.split("?")[0] in lists else ""
+
+
 def detail_context(request: HttpRequest, gen: Generation) -> dict:
     """Everything the detail page's body shows; the status view renders the same body for
     a detail page that polls (views.generation_status)."""
@@ -303,6 +321,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
     usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
     return {
         "generation": gen,
+        "back": _list_url(request.GET.get("back")),
         "price": price,
         "cost": costs.cost_label(gen, usd),
         "not_charged": costs.not_charged(gen),
@@ -370,15 +389,20 @@ def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
         # A worker may be writing this row or its files right now: stop it first.
         messages.error(request, "This job is still running: cancel it first, then delete it.")
         return HttpResponseClientRedirect(detail) if request.htmx else redirect(detail)
+    back = _list_url(request.POST.get("back") or request.GET.get("back"))
     if request.method == "GET":
-        return render(request, "generations/generation_confirm_delete.html", {"generation": gen})
+        return render(
+            request,
+            "generations/generation_confirm_delete.html",
+            {"generation": gen, "back": back},
+        )
     names = [f.name for f in (gen.video, gen.poster) if f]
     with transaction.atomic():
         Generation.objects.filter(pk=gen.pk).delete()
         transaction.on_commit(lambda: _delete_files(names))
     messages.success(request, "Deleted.")
-    mine = reverse("my-generations")
-    return HttpResponseClientRedirect(mine) if request.htmx else redirect(mine)
+    back = back or reverse("my-generations")  # the list it was reached from, filters and all
+    return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
 
 
 # ---------------------------------------------------------------------------------------
@@ -559,8 +583,19 @@ def zip_response(request: HttpRequest, qs: GenerationQuerySet, filename: str) ->
     return response
 
 
+def _nothing_to_zip(request: HttpRequest, qs: GenerationQuerySet, back: str) -> HttpResponse | None:
+    """A page that says so, instead of a zip holding only the manifests' headers."""
+    if qs.filter(status=Status.SUCCEEDED).exclude(video="").exists():
+        return None
+    messages.info(request, "No finished clips in this selection, so there is nothing to download.")
+    return redirect(back)
+
+
 def _download(request: HttpRequest, scope: Scope) -> HttpResponse:
     _form, qs = _selection(request, scope)
+    back = reverse(scope.url_name) + (f"?{query}" if (query := _query(request)) else "")
+    if (empty := _nothing_to_zip(request, qs, back)) is not None:
+        return empty
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return zip_response(request, qs, f"kling-{scope.name}-{stamp}.zip")
 

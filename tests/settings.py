@@ -31,3 +31,6 @@ if url := os.environ.get("KLING_TEST_REDIS_URL"):
 from kling_site.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Login throttling counts failures in the database on every login; only the tests of it
+# (tests/test_login_throttling.py) switch it on, so the rest stay fast and never lock out.
+AXES_ENABLED = False

@@ -22,7 +22,7 @@ EXTREMES = [
 
 
 def get(client, name: str, params: dict):
-    response = client.get(reverse(name), params)
+    response = client.get(reverse(name), params, follow=True)  # an empty zip: a page
     if response.streaming:
         b"".join(response.streaming_content)
     return response

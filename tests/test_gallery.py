@@ -110,9 +110,8 @@ def test_bad_params_never_fail(alice_client, alice, url, params):
     make_gen(alice)
     response = alice_client.get(url, params)
     assert response.status_code == 200
-    zipped = alice_client.get(url + "clips.zip", params)
+    zipped = alice_client.get(url + "clips.zip", params, follow=True)  # nothing to zip: a page
     assert zipped.status_code == 200
-    b"".join(zipped.streaming_content)
 
 
 def test_bad_filters_are_reported_and_ignored(alice_client, alice):
