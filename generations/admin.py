@@ -1,15 +1,17 @@
 from decimal import Decimal
 
+from cryptography.fernet import InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models import Count, ExpressionWrapper, F, OuterRef, Subquery, Sum, TextField
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
 from . import audit, budgets, costs, keypool, lifecycle
 from . import capabilities as caps
+from .crypto import fernet
 from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
 
@@ -24,6 +26,9 @@ class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["name", "secret", "is_active", "concurrency_limit"]
+        # Never read from the row (a key that can't be decrypted must still open here, to be
+        # fixed); clean_secret sets a new one.
+        exclude = ["secret"]  # noqa: DJ006 (declared above, never read from the row)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -38,10 +43,13 @@ class ApiKeyForm(forms.ModelForm):
         secret = self.cleaned_data["secret"].strip()
         if not secret:
             if self.instance.pk:
-                return self.instance.secret
+                return ""  # left unloaded, so saving the row keeps the stored one
             raise forms.ValidationError("A new key needs its secret.")
         if any(c.isspace() for c in secret) or len(secret) > 500:
             raise forms.ValidationError("That does not look like an API key (spaces or too long).")
+        if not self.instance.pk:
+            self.instance.secret = secret
+        # A stored key's new secret is a rotation: ApiKeyAdmin.save_model hands it to keypool.
         return secret
 
 
@@ -50,7 +58,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
     list_display = [
         "name",
-        "hint",
+        "secret_mask",
         "is_active",
         "is_healthy",
         "concurrency_limit",
@@ -95,8 +103,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 ),
                 n_jobs_month=Coalesce(per_key(this_month, Count("id")), 0),
                 spend_month=per_key(this_month.filter(budgets.CHARGED), Sum("price_usd")),
+                # The stored token, undecrypted: secret_mask decrypts it and survives a
+                # key that can't be (the secret itself stays deferred, see ApiKeyManager).
+                secret_token=ExpressionWrapper(F("secret"), output_field=TextField()),
             )
         )
+
+    @admin.display(description="Secret")
+    def secret_mask(self, obj: ApiKey) -> str:
+        try:
+            return keypool.mask(fernet().decrypt(obj.secret_token.encode()).decode())
+        except InvalidToken:
+            return "(cannot be decrypted)"
 
     @admin.display(description="In flight now", ordering="n_in_flight")
     def in_flight(self, obj: ApiKey) -> int:
@@ -121,24 +139,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return f"{obj.last_probe_at:%Y-%m-%d %H:%M} · {Truncator(obj.last_probe_result).chars(60)}"
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        new_secret = form.cleaned_data.get("secret", "")
         if not change:
             super().save_model(request, obj, form, change)
-            audit.record(request.user, audit.KEY_ADDED, obj, {"mask": obj.hint})
+            audit.record(request.user, audit.KEY_ADDED, obj, {"mask": keypool.mask(new_secret)})
             return
         stored = ApiKey.objects.get(pk=obj.pk)
-        new_secret, obj.secret = obj.secret, stored.secret
-        super().save_model(request, obj, form, change)
+        super().save_model(request, obj, form, change)  # the secret stays unloaded: not saved
         if stored.is_active != obj.is_active:
             action = audit.KEY_ENABLED if obj.is_active else audit.KEY_DISABLED
             audit.record(request.user, action, obj, {})
-        if new_secret != stored.secret:
+        if new_secret:
             rotated = keypool.rotate(obj, new_secret)
-            obj.secret, obj.secret_version = rotated.secret, rotated.secret_version
+            obj.secret_version = rotated.secret_version
             audit.record(
                 request.user,
                 audit.KEY_ROTATED,
                 obj,
-                {"mask": obj.hint, "version": obj.secret_version},
+                {"mask": keypool.mask(new_secret), "version": obj.secret_version},
             )
 
     @admin.action(description="Mark healthy again (after fixing the key or its billing)")

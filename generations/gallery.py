@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from django import forms
 from django.contrib import messages
@@ -32,7 +33,15 @@ from django_htmx.middleware import HtmxDetails
 
 from . import capabilities as caps
 from . import costs, csvsafe, zipslots
-from .models import Favourite, Generation, GenerationQuerySet, Price, Status
+from .models import (
+    Board,
+    Favourite,
+    Generation,
+    GenerationQuerySet,
+    Price,
+    ReviewState,
+    Status,
+)
 
 PAGE_SIZE = 24
 SEARCH_WORDS = 8  # more words than this in a search are ignored: each is one LIKE
@@ -91,16 +100,51 @@ class GalleryFilters(forms.Form):
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     starred = forms.BooleanField(label="Favourites only", required=False)
+    # Team review (review.py): the tallies and state stored on the row, so no join.
+    review = forms.ChoiceField(
+        label="Review",
+        required=False,
+        choices=_choices(
+            "Any review state",
+            [(ReviewState.APPROVED, "Approved only"), (ReviewState.CHANGES, "Needs changes")],
+        ),
+    )
+    min_rating = forms.TypedChoiceField(
+        label="Rated at least",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=_choices(
+            "Any rating", [(n, f"{n} star{'s' if n > 1 else ''}") for n in range(1, 6)]
+        ),
+    )
+    commented = forms.BooleanField(label="Has comments", required=False)
+    board = forms.ChoiceField(label="On board", required=False)
     order = forms.ChoiceField(
         label="Order",
         required=False,
-        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("rating", "Highest rated"),
+        ],
     )
 
-    def __init__(self, *args, scope: Scope, members: dict[str, int] | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        scope: Scope,
+        members: dict[str, int] | None = None,
+        boards: dict[str, tuple[int, str]] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.notes: list[str] = []  # filters applied other than as given, and why
         self.members = members or {}
+        self.boards = boards or {}
+        self.fields["board"].choices = _choices(
+            "Any board", ((key, name) for key, (_pk, name) in self.boards.items())
+        )
         if scope is MINE:
             del self.fields["member"]  # always the member themself
         else:
@@ -178,6 +222,14 @@ def _apply_filters(qs: GenerationQuerySet, form: GalleryFilters, user) -> Genera
         qs = qs.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
     if data.get("starred"):
         qs = qs.starred_by(user)
+    if data.get("review"):
+        qs = qs.filter(review_state=data["review"])
+    if data.get("min_rating"):
+        qs = qs.filter(rating_count__gt=0, rating_avg__gte=data["min_rating"])
+    if data.get("commented"):
+        qs = qs.filter(comment_count__gt=0)
+    if data.get("board"):
+        qs = qs.filter(board_items__board_id=form.boards[data["board"]][0])
     return qs
 
 
@@ -187,36 +239,62 @@ def _members() -> dict[str, int]:
     return dict(rows.values_list(User.USERNAME_FIELD, "pk"))
 
 
+def _boards(user) -> dict[str, tuple[int, str]]:
+    """The boards this member may filter by: public id → (pk, name)."""
+    rows = Board.objects.visible_to(user).only("pk", "public_id", "name").order_by("name", "id")
+    return {str(b.public_id): (b.pk, b.name) for b in rows[:200]}
+
+
+# Each order is a keyset: the cursor holds these columns of the last card shown.
+ORDERS = {
+    "newest": ("-created_at", "-id"),
+    "oldest": ("created_at", "id"),
+    "rating": ("-rating_avg", "-created_at", "-id"),
+}
+
+
+def _order(form: GalleryFilters) -> str:
+    return form.cleaned_data.get("order") or "newest"
+
+
 def _selection(request: HttpRequest, scope: Scope) -> tuple[GalleryFilters, GenerationQuerySet]:
-    """The filter form and the generations it selects, newest or oldest first."""
+    """The filter form and the generations it selects, in the order asked for."""
     user = request.user
     if scope is MINE:
-        form = GalleryFilters(request.GET, scope=scope)
+        form = GalleryFilters(request.GET, scope=scope, boards=_boards(user))
         qs = Generation.objects.filter(owner=user).for_cards(user)
     else:
-        form = GalleryFilters(request.GET, scope=scope, members=_members())
+        form = GalleryFilters(request.GET, scope=scope, members=_members(), boards=_boards(user))
         qs = Generation.objects.team_gallery(user)
     qs = _apply_filters(qs, form, user)
-    oldest = form.cleaned_data.get("order") == "oldest"
-    return form, qs.order_by(*(("created_at", "id") if oldest else ("-created_at", "-id")))
+    return form, qs.order_by(*ORDERS[_order(form)])
 
 
 # ---------------------------------------------------------------------------------------
-# Keyset pages: the cursor is the (created_at, id) of the last card shown.
+# Keyset pages: the cursor is the (created_at, id) of the last card shown, after its
+# rating_avg when sorted by rating.
 
 
-def _cursor(gen: Generation) -> str:
-    return f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
+def _cursor(gen: Generation, order: str = "newest") -> str:
+    keyset = f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
+    return f"{gen.rating_avg!r}_{keyset}" if order == "rating" else keyset
 
 
-def _after(qs: GenerationQuerySet, cursor: str, *, oldest: bool) -> GenerationQuerySet:
+def _after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> GenerationQuerySet:
+    parts = cursor.split("_")
     try:
-        micros, pk = (int(part) for part in cursor.split("_"))
+        rating = float(parts.pop(0)) if order == "rating" and len(parts) == 3 else None
+        micros, pk = (int(part) for part in parts)
         at = EPOCH + timedelta(microseconds=micros)
     except (ValueError, OverflowError):
         return qs  # a mangled cursor starts from the first page rather than failing
-    op = "gt" if oldest else "lt"
-    return qs.filter(Q(**{f"created_at__{op}": at}) | Q(created_at=at, **{f"id__{op}": pk}))
+    if order == "rating" and (rating is None or rating != rating):  # missing, or nan
+        return qs
+    op = "gt" if order == "oldest" else "lt"
+    later = Q(**{f"created_at__{op}": at}) | Q(created_at=at, **{f"id__{op}": pk})
+    if order == "rating":
+        return qs.filter(Q(rating_avg__lt=rating) | (Q(rating_avg=rating) & later))
+    return qs.filter(later)
 
 
 def _query(request: HttpRequest, **changes) -> str:
@@ -231,7 +309,7 @@ def _query(request: HttpRequest, **changes) -> str:
 def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
     form, qs = _selection(request, scope)
     if cursor := request.GET.get("after", ""):
-        qs = _after(qs, cursor, oldest=form.cleaned_data.get("order") == "oldest")
+        qs = _after(qs, cursor, order=_order(form))
     rows = list(qs[: PAGE_SIZE + 1])
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     context = {
@@ -241,7 +319,7 @@ def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
         "ignored": form.ignored(),
         "notes": form.notes,
         "generations": page,
-        "next_query": _query(request, after=_cursor(page[-1])) if more else "",
+        "next_query": _query(request, after=_cursor(page[-1], _order(form))) if more else "",
         "filter_query": _query(request, after=None),
         # Where a card's detail page goes back to (and deleting there returns): this list.
         "list_url": reverse(scope.url_name)
@@ -499,7 +577,20 @@ class _ZipEntry:
     manifest: dict
 
 
-def _zip_entries(qs: GenerationQuerySet) -> list[_ZipEntry]:
+class ZipExtras(Protocol):
+    """More for a zip's manifest (a board's review: boards.ReviewManifest): read from the
+    database in `prepare`, before streaming starts, like everything else in a zip."""
+
+    fields: list[str]  # more manifest columns
+
+    def prepare(self, clips: list[Generation]) -> None: ...
+
+    def row(self, gen: Generation) -> dict: ...  # values of `fields` for one clip
+
+    def files(self) -> dict[str, str]: ...  # more files: name → text
+
+
+def _zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> list[_ZipEntry]:
     """Read the rows (and prices) a zip needs, all of them, now. Streaming from a cursor
     instead would hold a database snapshot for as long as the client takes to read, which
     on SQLite stops the write-ahead log from being checkpointed (it grows without bound)."""
@@ -507,14 +598,17 @@ def _zip_entries(qs: GenerationQuerySet) -> list[_ZipEntry]:
         (p.model_name, p.mode, p.duration): p for p in Price.objects.all()
     }
     entries = []
-    for gen in qs.select_related("owner"):
+    clips = list(qs.select_related("owner"))
+    if extras is not None:
+        extras.prepare(clips)
+    for gen in clips:
         name = _zip_name(gen)
         entries.append(
             _ZipEntry(
                 name=name,
                 stored=gen.video.name,
                 modified=timezone.localtime(gen.created_at).timetuple()[:6],
-                manifest=_manifest_row(gen, name, prices),
+                manifest=_manifest_row(gen, name, prices) | (extras.row(gen) if extras else {}),
             )
         )
     return entries
@@ -523,9 +617,10 @@ def _zip_entries(qs: GenerationQuerySet) -> list[_ZipEntry]:
 # Our own ~30 lines over the standard library's zipfile rather than zipstream-ng: zipfile
 # already streams (data descriptors, Zip64 when needed), and clips come from Django storage
 # (local disk or S3), which zipstream-ng's path-based helpers don't read.
-def _zip_stream(entries: list[_ZipEntry]) -> Iterator[bytes]:
+def _zip_stream(entries: list[_ZipEntry], extras: ZipExtras | None = None) -> Iterator[bytes]:
     """The zip's bytes, chunk by chunk; touches storage only, never the database."""
     sink = _Sink()
+    fields = MANIFEST_FIELDS + (extras.fields if extras else [])
     rows: list[dict] = []
     with zipfile.ZipFile(sink, "w") as zf:
         for entry in entries:
@@ -540,7 +635,7 @@ def _zip_stream(entries: list[_ZipEntry]) -> Iterator[bytes]:
             rows.append(entry.manifest)
             yield sink.drain()
         text = io.StringIO()
-        writer = csvsafe.DictWriter(text, fieldnames=MANIFEST_FIELDS)
+        writer = csvsafe.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             camera = row["camera_control"]
@@ -551,6 +646,8 @@ def _zip_stream(entries: list[_ZipEntry]) -> Iterator[bytes]:
             json.dumps(rows, indent=2, ensure_ascii=False, default=_json_default),
             compress_type=zipfile.ZIP_DEFLATED,
         )
+        for extra, content in (extras.files() if extras else {}).items():
+            zf.writestr(extra, content, compress_type=zipfile.ZIP_DEFLATED)
     yield sink.drain()
 
 
@@ -560,10 +657,15 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def zip_response(request: HttpRequest, qs: GenerationQuerySet, filename: str) -> HttpResponse:
+def zip_response(
+    request: HttpRequest,
+    qs: GenerationQuerySet,
+    filename: str,
+    extras: ZipExtras | None = None,
+) -> HttpResponse:
     """The finished, stored clips of `qs` as one streamed zip named `filename`, within the
     member's limit of concurrent zips (429 beyond it). `qs` must hold only what the member
-    may see."""
+    may see; `extras` adds to its manifest."""
     token = zipslots.claim(request.user)
     if token is None:
         response = render(
@@ -572,11 +674,11 @@ def zip_response(request: HttpRequest, qs: GenerationQuerySet, filename: str) ->
         response["Retry-After"] = "30"
         return response
     try:
-        entries = _zip_entries(qs.filter(status=Status.SUCCEEDED).exclude(video=""))
+        entries = _zip_entries(qs.filter(status=Status.SUCCEEDED).exclude(video=""), extras)
     except BaseException:
         zipslots.release(token)
         raise
-    stream = zipslots.HeldStream(_zip_stream(entries), token)
+    stream = zipslots.HeldStream(_zip_stream(entries, extras), token)
     response = StreamingHttpResponse(stream, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"

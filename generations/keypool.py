@@ -6,8 +6,8 @@ secret (a RetiredSecret row, encrypted like the key) for the tasks it created: e
 create uses the new secret at once, each job reads and downloads with the secret of its
 `key_version`, and once no unfinished job needs an old secret it is forgotten.
 
-Secrets never leave this module and cometapi.py except as an Authorization header: the
-functions here take and return keys, rows and ids, and log names and masks only.
+Secrets leave this module only for lifecycle.key_secret, which hands them to cometapi.py for
+the Authorization header; everything here logs names and masks only.
 """
 
 import logging
@@ -21,58 +21,27 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from .cometapi import CometAPIClient, CometAPIError, KeyRejected
-from .models import TERMINAL, ApiKey, Generation, RetiredSecret
+from .crypto import DecryptionError
+from .models import TERMINAL, ApiKey, Generation, RetiredSecret, mask_secret
 
 log = logging.getLogger(__name__)
 
 PROBE_RESULT_MAX = 300
 
 
-def mask(secret: str) -> str:
-    """Enough of a key for an admin to recognise it, never more than its last 4 characters
-    (and nothing of a short one)."""
-    return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
+mask = mask_secret
 
 
-@sensitive_variables("secret")
-def secret_for(gen: Generation) -> str:
-    """The secret this job's requests carry: the one its task was created with. A job bound
-    to an older version than its key's current one uses the retired secret (cached on the
-    row object; `load_retired_secrets` fetches a batch's at once)."""
-    key = gen.api_key
-    if key is None:
-        return ""
-    if gen.key_version is None or gen.key_version == key.secret_version:
-        return key.secret
-    if not hasattr(gen, "_retired_secret"):
-        load_retired_secrets([gen])
-    return gen._retired_secret
-
-
-def load_retired_secrets(gens: Iterable[Generation]) -> None:
-    """Fetch the retired secrets a batch of jobs needs, in one query and only if any does,
-    before reads run in threads (which must not touch the database)."""
-    old = [
-        g
-        for g in gens
-        if g.api_key is not None
-        and g.key_version is not None
-        and g.key_version != g.api_key.secret_version
-    ]
-    if not old:
-        return
-    wanted = Q()
-    for g in old:
-        wanted |= Q(api_key_id=g.api_key_id, version=g.key_version)
-    secrets = {(r.api_key_id, r.version): r.secret for r in RetiredSecret.objects.filter(wanted)}
-    for g in old:
-        # Forgotten (every task of that secret had ended): the current one is the only hope.
-        g._retired_secret = secrets.get((g.api_key_id, g.key_version), g.api_key.secret)
-
-
-def client_for(gen: Generation) -> CometAPIClient:
-    """A client for this job's requests (create, reads, download)."""
-    return CometAPIClient(secret_for(gen), settings.COMETAPI_BASE_URL)
+def secret_of(key: ApiKey, version: int | None) -> str:
+    """The secret of `key` at `version` (None: the current one), decrypted. A version
+    rotated out and since forgotten falls back to the current secret, the only one left.
+    Raises crypto.DecryptionError when the secret can't be decrypted (lifecycle.key_secret
+    turns that into a refused key)."""
+    if version is not None and version != key.secret_version:
+        retired = RetiredSecret.objects.filter(api_key=key, version=version).first()
+        if retired is not None:
+            return retired.secret
+    return key.secret
 
 
 def version_for_claim(gen: Generation, key: ApiKey) -> int:
@@ -95,8 +64,13 @@ def rotate(key: ApiKey, new_secret: str) -> ApiKey:
     unfinished tasks it created, then forgotten (forget_retired_secrets)."""
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().get(pk=key.pk)
-        old, version = locked.secret, locked.secret_version
-        if Generation.objects.filter(UNFINISHED, api_key=locked, key_version=version).exists():
+        version = locked.secret_version
+        try:
+            old = locked.secret
+        except DecryptionError:
+            old = None  # unreadable: its tasks can't be read with it anyway
+        running = Generation.objects.filter(UNFINISHED, api_key=locked, key_version=version)
+        if old is not None and running.exists():
             RetiredSecret.objects.create(api_key=locked, version=version, secret=old)
         locked.secret = new_secret
         locked.secret_version = version + 1
@@ -157,6 +131,8 @@ def probe(key: ApiKey) -> bool | None:
         with CometAPIClient(key.secret, settings.COMETAPI_BASE_URL) as client:
             client.find_by_external_id(f"ks-probe-{uuid.uuid4().hex}")
         works, result = True, "OK: CometAPI accepted the key"
+    except DecryptionError:
+        works, result = False, "Still refused: its secret can't be decrypted (paste it again)"
     except KeyRejected as exc:
         works, result = False, f"Still refused: {exc}"
     except CometAPIError as exc:

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from . import archive, budgets, heartbeat, keypool
 from .cometapi import (
+    CometAPIClient,
     CometAPIError,
     ContentRejected,
     KeyRejected,
@@ -43,6 +44,7 @@ from .cometapi import (
     ResultExpired,
     TaskNotFound,
 )
+from .crypto import DecryptionError
 from .models import IN_FLIGHT, ApiKey, Generation, Status, WorkerLease
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,44 @@ def next_read_delay(gen: Generation) -> timedelta:
         return scaled(PUSH_QUIET)  # the confirming read of a recent push: Kling pushes the rest
     schedule = RECONCILE_SCHEDULE if pushed else POLL_SCHEDULE
     return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
+
+
+class SecretUnreadable(KeyRejected):
+    """The key's stored secret can't be decrypted with FIELD_ENCRYPTION_KEY: nothing was
+    sent, so a job may move to another key."""
+
+
+def key_of(gen: Generation) -> ApiKey | None:
+    """The row's key with its secret not yet decrypted (`gen.api_key` would decrypt it while
+    loading, and raise for a key that can't be)."""
+    return ApiKey.objects.filter(pk=gen.api_key_id).first() if gen.api_key_id else None
+
+
+def key_secret(key: ApiKey | None, version: int | None = None) -> str:
+    """The key's secret, decrypted now: the one of `version` (the secret the job's task was
+    created with, see keypool), else the current one. A secret that can't be decrypted marks
+    its key unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
+    if key is None:
+        return ""
+    try:
+        return keypool.secret_of(key, version)
+    except DecryptionError:
+        exc = SecretUnreadable(
+            f"the stored secret of API key {key.name!r} cannot be decrypted with "
+            "FIELD_ENCRYPTION_KEY: put back the Fernet key it was saved with (keys are "
+            "comma-separated, all of them decrypt) or paste the CometAPI key again in admin"
+        )
+        mark_key_unhealthy(key, exc)
+        raise exc from None
+
+
+def client_for(key: ApiKey | None, version: int | None = None) -> CometAPIClient:
+    return CometAPIClient(key_secret(key, version), settings.COMETAPI_BASE_URL)
+
+
+def download_client() -> CometAPIClient:
+    """Result URLs are a CDN's: downloads need no key, so an unreadable one can't stop them."""
+    return CometAPIClient("", settings.COMETAPI_BASE_URL)
 
 
 def callback_url(gen: Generation) -> str | None:
@@ -312,7 +352,7 @@ def submit(gen_id: int) -> None:
 def _find_or_create(gen: Generation) -> RemoteTask:
     """The task for this row: found if an earlier attempt may have created it, else created.
     Never a second one: the create carries our external_task_id."""
-    with keypool.client_for(gen) as client:
+    with client_for(key_of(gen), gen.key_version) as client:
         # An earlier attempt may have created the task and lost the answer: look first.
         found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
         if found is not None:
@@ -347,11 +387,13 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     # `gen` is the row as claimed: create_sent there means an earlier attempt may have made
     # the task under this key, so the job stays bound to it whatever happens now.
     nothing_created = not gen.create_sent and _refused_outright(exc)
+    # A secret that couldn't be decrypted sent nothing either (key_secret marked the key).
+    nothing_created = nothing_created or (not gen.create_sent and isinstance(exc, SecretUnreadable))
     release = (
         {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
     )
     if isinstance(exc, KeyRejected):
-        mark_key_unhealthy(gen.api_key, exc)
+        mark_key_unhealthy(key_of(gen), exc)
         base.update(
             status=Status.QUEUED,
             claimed_until=None,
@@ -517,12 +559,12 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
 def poll(gen_id: int) -> None:
     """Read one in-flight task, apply what CometAPI says, and if it has finished, archive it
     here and now (the confirming read after a terminal callback: the fast path)."""
-    gen = Generation.objects.select_related("api_key").filter(pk=gen_id).first()
+    gen = Generation.objects.filter(pk=gen_id).first()
     if gen is None or gen.status not in IN_FLIGHT:
         return
     if gen.remote_status != "succeed":
         _schedule_next_polls([gen])
-        _apply_read(gen, _read(gen))
+        _apply_read(gen, _read(gen, _secret_or_error(key_of(gen), gen.key_version)))
     archive_result(gen_id)  # claims nothing unless the task succeeded
 
 
@@ -539,10 +581,20 @@ def _schedule_next_polls(gens: list[Generation]) -> None:
         )
 
 
-def _read(gen: Generation) -> RemoteTask | CometAPIError:
-    """The HTTP half of a poll: no database here, so reads can run in threads."""
+def _secret_or_error(key: ApiKey | None, version: int | None) -> str | SecretUnreadable:
     try:
-        with keypool.client_for(gen) as client:
+        return key_secret(key, version)
+    except SecretUnreadable as exc:
+        return exc
+
+
+def _read(gen: Generation, secret: str | SecretUnreadable) -> RemoteTask | CometAPIError:
+    """The HTTP half of a poll: no database here (the secret is decrypted beforehand), so
+    reads can run in threads."""
+    if isinstance(secret, SecretUnreadable):
+        return secret
+    try:
+        with CometAPIClient(secret, settings.COMETAPI_BASE_URL) as client:
             return client.get_task(gen.task_id)
     except CometAPIError as exc:
         return exc
@@ -568,7 +620,7 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
     if isinstance(result, KeyRejected):
         # Only this key can read the task: the row waits for an admin to fix it, and the
         # lost rule below still ends it if that takes too long.
-        mark_key_unhealthy(gen.api_key, result)
+        mark_key_unhealthy(key_of(gen), result)
     elif not result.retryable:
         _fail(gen, str(result.code or result.http_status or ""), member_message(result))
         return
@@ -596,8 +648,7 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     database writes stay on this thread. Tasks found finished are handed to the workers for
     archiving (the pump archives some itself too)."""
     due = list(
-        Generation.objects.select_related("api_key")
-        .filter(status__in=IN_FLIGHT)
+        Generation.objects.filter(status__in=IN_FLIGHT)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now()))
         .exclude(remote_status="succeed")
         .order_by("next_attempt_at")[:limit]
@@ -605,9 +656,20 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     if not due:
         return 0
     _schedule_next_polls(due)
-    keypool.load_retired_secrets(due)  # the reads run in threads, which don't query
+    # Each secret (a key's current one, or a rotated-out one its old tasks still need) is
+    # decrypted once per pass, here: one that can't be is marked unhealthy and only its own
+    # rows see the error. The reads run in threads, which don't query.
+    keys = ApiKey.objects.in_bulk({gen.api_key_id for gen in due if gen.api_key_id})
+    secrets = {
+        (pk, version): _secret_or_error(keys.get(pk), version)
+        for pk, version in {(gen.api_key_id, gen.key_version) for gen in due if gen.api_key_id}
+    }
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
-        results = list(pool.map(_read, due))
+        results = list(
+            pool.map(
+                lambda gen: _read(gen, secrets.get((gen.api_key_id, gen.key_version), "")), due
+            )
+        )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
         if isinstance(result, RemoteTask) and result.status == "succeed":
@@ -632,7 +694,7 @@ def archive_result(gen_id: int) -> bool:
     if claimed != 1:
         return False
     try:
-        _store_clip(Generation.objects.select_related("api_key").get(pk=gen_id))
+        _store_clip(Generation.objects.get(pk=gen_id))
     except Exception:
         # Anything unforeseen (the database busy past its timeout, a full disk): give the
         # claim back so the clip is tried again in a minute, not when the ten-minute lease
@@ -653,7 +715,7 @@ def _store_clip(gen: Generation) -> None:
     with tempfile.TemporaryDirectory(prefix="kling-archive-") as tmp:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
-            with keypool.client_for(gen) as client, video_path.open("wb") as out:
+            with download_client() as client, video_path.open("wb") as out:
                 client.download(gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES)
             # The poster proves the file decodes. Kling states the clip's duration; only
             # without it is the file decoded end to end to measure it (a full decode is the

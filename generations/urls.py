@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import gallery, health, views
+from . import boards, gallery, health, inbox, review, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -27,4 +27,35 @@ urlpatterns = [
     path("hooks/kling/<uuid:public_id>/", views.kling_callback, name="kling-callback"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback),
     path("healthz", health.healthz, name="healthz"),
+    # Team review (review.py, boards.py, inbox.py)
+    path("g/<uuid:public_id>/comments/", review.comment_create, name="comment-create"),
+    path("g/<uuid:public_id>/comments/<int:pk>/edit/", review.comment_edit, name="comment-edit"),
+    path(
+        "g/<uuid:public_id>/comments/<int:pk>/delete/",
+        review.comment_delete,
+        name="comment-delete",
+    ),
+    path("g/<uuid:public_id>/rating/", review.rating_set, name="rating-set"),
+    path("g/<uuid:public_id>/review/", review.review_set, name="review-set"),
+    path("g/<uuid:public_id>/boards/", boards.clip_boards, name="clip-boards"),
+    path("boards/", boards.board_list, name="board-list"),
+    path("boards/<uuid:public_id>/", boards.board_detail, name="board-detail"),
+    path("boards/<uuid:public_id>/edit/", boards.board_edit, name="board-edit"),
+    path("boards/<uuid:public_id>/delete/", boards.board_delete, name="board-delete"),
+    path("boards/<uuid:public_id>/clips.zip", boards.board_zip, name="board-zip"),
+    path(
+        "boards/<uuid:public_id>/items/<int:pk>/move/",
+        boards.board_item_move,
+        name="board-item-move",
+    ),
+    path(
+        "boards/<uuid:public_id>/items/<int:pk>/remove/",
+        boards.board_item_remove,
+        name="board-item-remove",
+    ),
+    path("compare/", boards.compare, name="compare"),
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/unread/", inbox.inbox_unread, name="inbox-unread"),
+    path("inbox/read/", inbox.inbox_mark_read, name="inbox-mark-read"),
+    path("inbox/preferences/", inbox.inbox_preferences, name="inbox-preferences"),
 ]

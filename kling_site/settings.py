@@ -71,6 +71,16 @@ SECRET_KEY = SECRET_KEY or local_secret("secret_key", lambda: secrets.token_urls
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or local_secret(
     "field_encryption_key", lambda: Fernet.generate_key().decode()
 )
+# A malformed key fails here, at start-up, rather than at the first job that needs a secret.
+try:
+    if not [Fernet(k.strip()) for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (urlsafe base64 "
+        "of 32 bytes); make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    ) from None
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -349,3 +359,25 @@ LOGGING = {
         "django.request": {"filters": ["redact_callback_tokens"]},
     },
 }
+
+# Inbox emails (generations/inbox.py; each member turns them on): SMTP when EMAIL_HOST names
+# a server, else printed to the console in development and not offered in production.
+smtp_host = env_str("EMAIL_HOST")  # lower case: MAILERS forbids the old EMAIL_* settings
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kling Studio <kling-studio@localhost>")
+if smtp_host:
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": smtp_host,
+                "port": env_int("EMAIL_PORT", 587),
+                "username": env_str("EMAIL_HOST_USER"),
+                "password": env_str("EMAIL_HOST_PASSWORD"),
+                "use_tls": env_bool("EMAIL_USE_TLS", True),
+                "timeout": 10,
+            },
+        }
+    }
+elif DEBUG:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+# Else no MAILERS at all: this server sends no mail (check --deploy stays clean).

@@ -10,7 +10,8 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.models import Favourite, Generation, Price, Status
+from generations import boards, review
+from generations.models import Board, Favourite, Generation, Price, ReviewState, Status
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
@@ -187,15 +188,22 @@ def test_pages_load_more_as_you_scroll_with_links_as_fallback(alice_client, alic
     assert "<html" in full.content.decode() and ids(full) == ids(partial)
 
 
-@pytest.mark.parametrize(("url", "queries"), [(MINE, 3), (TEAM, 4)])
+@pytest.mark.parametrize(("url", "queries"), [(MINE, 5), (TEAM, 6)])
 def test_query_count_is_fixed(client, alice, bob, charlie, django_assert_num_queries, url, queries):
-    """session + user (+ members for the filter) + one page with owners and stars."""
+    """session + user (+ members for the filter) + boards for the filter + one page with
+    owners, stars and review tallies + the header's unread count. Comments, ratings, review
+    states and boards add nothing per card."""
 
     def fill(n: int) -> None:
+        board = Board.objects.create(owner=bob, name=f"takes {n}")
         for i in range(n):
             gen = make_gen([alice, bob, charlie][i % 3], prompt=f"clip {i}")
             if i % 2:
                 Favourite.objects.create(user=alice, generation=gen)
+            review.add_comment(gen, bob, f"comment {i} @alice", 1.0)
+            review.set_rating(gen, charlie, 1 + i % 5)
+            review.set_review(gen, charlie, ReviewState.APPROVED, "")
+            boards.add_to_board(board, gen, bob)
 
     client.force_login(alice)
     fill(3)
@@ -206,6 +214,11 @@ def test_query_count_is_fixed(client, alice, bob, charlie, django_assert_num_que
         large = client.get(url)
     with django_assert_num_queries(queries):
         client.get(url, {"q": "clip", "starred": "on", "order": "oldest"})
+    with django_assert_num_queries(queries):
+        client.get(url, {"review": "approved", "min_rating": "2", "order": "rating"})
+    board = str(Board.objects.first().public_id)
+    with django_assert_num_queries(queries):
+        client.get(url, {"commented": "on", "board": board})
     assert len(ids(small)) <= 3 and len(ids(large)) >= 10
 
 

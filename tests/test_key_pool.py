@@ -136,7 +136,7 @@ def test_admin_rotates_by_pasting_a_new_secret(pool, root_client, alice):
     pool.refresh_from_db()
     assert (pool.secret, pool.secret_version) == (NEW, 2)
     gen.refresh_from_db()
-    assert keypool.secret_for(gen) == OLD
+    assert lifecycle.key_secret(pool, gen.key_version) == OLD
     # Saving without a secret keeps it (no rotation).
     form["secret"] = ""
     assert root_client.post(url, form).status_code == 302
@@ -323,7 +323,7 @@ def test_no_error_report_holds_the_secret(pool, alice, monkeypatch):
 
     monkeypatch.setattr("httpx.Client.send", boom)
     try:
-        with keypool.client_for(gen) as client:
+        with lifecycle.client_for(pool, gen.key_version) as client:
             client.get_task(gen.task_id)
     except RuntimeError:
         import sys

@@ -394,8 +394,8 @@ def test_studio_page_query_count_is_fixed(alice_client, alice, bob, n, django_as
     _mixed_generations(bob, n)
     Favourite.objects.create(user=alice, generation=Generation.objects.filter(owner=alice).first())
     # session, user, cards (with owner and star), keys, queue positions, prices, budget
-    # limits, budget usage
-    with django_assert_num_queries(8):
+    # limits, budget usage, the header's unread count
+    with django_assert_num_queries(9):
         assert alice_client.get("/").status_code == 200
 
 
