@@ -123,6 +123,34 @@ def now() -> datetime:
     return timezone.now()
 
 
+# One line per lifecycle event, on its own logger so operators can route or silence it. It
+# carries the generation's id and Kling's task id as fields too, which LOG_FORMAT=json
+# prints as keys (kling_site/logs.py). Never a secret, a URL or a callback token.
+events = logging.getLogger("generations.events")
+
+
+def event(
+    gen: Generation,
+    name: str,
+    detail: str = "",
+    *,
+    task_id: str = "",
+    level: int = logging.INFO,
+    **fields,
+) -> None:
+    task_id = task_id or gen.task_id
+    extra = {"event": name, "generation": gen.pk, "task_id": task_id or None, **fields}
+    events.log(
+        level,
+        "generation %s%s %s%s",
+        gen.pk,
+        f" (task {task_id})" if task_id else "",
+        name,
+        f": {detail}" if detail else "",
+        extra=extra,
+    )
+
+
 def speed() -> float:
     return float(getattr(settings, "KLING_LIFECYCLE_SPEED", 1.0) or 1.0)
 
@@ -219,6 +247,7 @@ def create_generations(owner, jobs: list[dict]) -> list[Generation]:
         ]
         for gen in gens:
             enqueue("submit_generation", gen.pk)
+            event(gen, "queued", model=gen.model_name, owner=gen.owner_id)
     return gens
 
 
@@ -238,6 +267,8 @@ def cancel(gen: Generation) -> bool:
     changed = Generation.objects.filter(pk=gen.pk, status__in=expected).update(
         status=Status.CANCELLED, finished_at=now(), error_message=message, wait_reason=""
     )
+    if changed:
+        event(gen, "cancelled", f"was {gen.status}")
     return changed == 1
 
 
@@ -344,7 +375,7 @@ def submit(gen_id: int) -> None:
         error_message="",
     )
     if changed:
-        log.info("generation %s submitted as task %s", gen.pk, remote.task_id)
+        event(gen, "submitted", task_id=remote.task_id, key=gen.api_key_id)
         gen.refresh_from_db()
         apply_remote(gen, remote)
 
@@ -413,7 +444,7 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             wait_reason=f"CometAPI is busy ({exc.message[:80]}); retrying shortly",
             **release,
         )
-        log.warning("generation %s: retryable create error: %s", gen.pk, exc)
+        event(gen, "retrying", f"create will be retried: {exc}", level=logging.WARNING)
     else:
         base.update(
             status=Status.FAILED,
@@ -422,7 +453,7 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             error_code=str(exc.code or exc.http_status or ""),
             error_message=member_message(exc),
         )
-        log.info("generation %s refused: %s", gen.pk, exc)
+        event(gen, "failed", f"refused at create: {exc}", code=str(exc.code or ""))
 
 
 def _retry_delay(gen: Generation, exc: CometAPIError) -> float:
@@ -527,6 +558,8 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         )
         if not changed:
             changed = live.filter(status=Status.SUBMITTING).update(**common)
+        if changed and remote.status != gen.remote_status:
+            event(gen, "status", remote.status, task_id=remote.task_id)
         return bool(changed)
     if remote.status == "failed":
         changed = live.update(
@@ -538,6 +571,10 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
             units=remote.units,
             **common,
         )
+        if changed:
+            event(
+                gen, "failed", remote.status_msg or "Kling reported a failure", code="task_failed"
+            )
         return bool(changed)
     # succeed: copy the clip before the row says finished.
     changed = live.update(
@@ -549,6 +586,8 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         claimed_until=None,
         **common,
     )
+    if changed:
+        event(gen, "status", "succeed (storing the clip)", task_id=remote.task_id)
     return bool(changed)
 
 
@@ -634,13 +673,17 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
 
 
 def _fail(gen: Generation, code: str, message: str) -> None:
-    Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).update(
+    changed = Generation.objects.filter(
+        pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]
+    ).update(
         status=Status.FAILED,
         finished_at=now(),
         claimed_until=None,
         error_code=code,
         error_message=message,
     )
+    if changed:
+        event(gen, "failed", message, code=code)
 
 
 def poll_due(limit: int = POLL_BATCH) -> int:
@@ -746,7 +789,7 @@ def _store_clip(gen: Generation) -> None:
         gen.video.delete(save=False)
         gen.poster.delete(save=False)
     else:
-        log.info("generation %s finished and stored", gen.pk)
+        event(gen, "stored", f"{gen.video.name}, {duration or gen.video_duration or 0:.1f} s")
 
 
 def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
@@ -764,7 +807,9 @@ def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
     Generation.objects.filter(pk=gen.pk).update(
         claimed_until=None, next_attempt_at=t + timedelta(seconds=delay)
     )
-    log.warning("generation %s: download will be retried in %.0f s: %s", gen.pk, delay, exc)
+    event(
+        gen, "retrying", f"download will be retried in {delay:.0f} s: {exc}", level=logging.WARNING
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -332,6 +332,11 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
 # Callback tokens are redacted from every line (kling_site/logs.py): runserver's access log
 # (`django.server`, redefined here as Django has it, plus the filter) and `django.request`.
 # gunicorn.conf.py attaches the same filter to `gunicorn.access`.
+# LOG_FORMAT=json prints one JSON object per line (for a log shipper); lifecycle events
+# (the `generations.events` logger) carry the generation's id and Kling's task id as keys.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -343,10 +348,17 @@ LOGGING = {
             "format": "[{server_time}] {message}",
             "style": "{",
         },
+        "json": {"()": "kling_site.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "django.server",
+        },
     },
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
