@@ -32,7 +32,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive, budgets, heartbeat
+from . import archive, budgets, heartbeat, keypool
 from .cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -190,13 +190,14 @@ def key_of(gen: Generation) -> ApiKey | None:
     return ApiKey.objects.filter(pk=gen.api_key_id).first() if gen.api_key_id else None
 
 
-def key_secret(key: ApiKey | None) -> str:
-    """The key's secret, decrypted now. A secret that can't be decrypted marks its key
-    unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
+def key_secret(key: ApiKey | None, version: int | None = None) -> str:
+    """The key's secret, decrypted now: the one of `version` (the secret the job's task was
+    created with, see keypool), else the current one. A secret that can't be decrypted marks
+    its key unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
     if key is None:
         return ""
     try:
-        return key.secret
+        return keypool.secret_of(key, version)
     except DecryptionError:
         exc = SecretUnreadable(
             f"the stored secret of API key {key.name!r} cannot be decrypted with "
@@ -207,8 +208,8 @@ def key_secret(key: ApiKey | None) -> str:
         raise exc from None
 
 
-def client_for(key: ApiKey | None) -> CometAPIClient:
-    return CometAPIClient(key_secret(key), settings.COMETAPI_BASE_URL)
+def client_for(key: ApiKey | None, version: int | None = None) -> CometAPIClient:
+    return CometAPIClient(key_secret(key, version), settings.COMETAPI_BASE_URL)
 
 
 def download_client() -> CometAPIClient:
@@ -293,9 +294,11 @@ def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     row is left out of the count: a job that may already hold a slot (a create whose answer
     was lost) must be able to look its task up even when its key is full.
     """
-    keys = list(
-        ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
-    )
+    usable = Q(is_active=True)
+    if gen.create_sent and gen.api_key_id:
+        # A disabled key still finishes what it may have started.
+        usable |= Q(pk=gen.api_key_id)
+    keys = list(ApiKey.objects.select_for_update().filter(usable, is_healthy=True).order_by("pk"))
     busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
@@ -341,6 +344,7 @@ def claim_for_submit(gen_id: int) -> Generation | None:
         changed = same.update(
             status=Status.SUBMITTING,
             api_key=key,
+            key_version=keypool.version_for_claim(gen, key),
             claimed_until=t + scaled(SUBMIT_LEASE),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
@@ -379,7 +383,7 @@ def submit(gen_id: int) -> None:
 def _find_or_create(gen: Generation) -> RemoteTask:
     """The task for this row: found if an earlier attempt may have created it, else created.
     Never a second one: the create carries our external_task_id."""
-    with client_for(key_of(gen)) as client:
+    with client_for(key_of(gen), gen.key_version) as client:
         # An earlier attempt may have created the task and lost the answer: look first.
         found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
         if found is not None:
@@ -416,7 +420,9 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     nothing_created = not gen.create_sent and _refused_outright(exc)
     # A secret that couldn't be decrypted sent nothing either (key_secret marked the key).
     nothing_created = nothing_created or (not gen.create_sent and isinstance(exc, SecretUnreadable))
-    release = {"api_key": None, "create_sent": False} if nothing_created else {}
+    release = (
+        {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
+    )
     if isinstance(exc, KeyRejected):
         mark_key_unhealthy(key_of(gen), exc)
         base.update(
@@ -597,7 +603,7 @@ def poll(gen_id: int) -> None:
         return
     if gen.remote_status != "succeed":
         _schedule_next_polls([gen])
-        _apply_read(gen, _read(gen, _secret_or_error(key_of(gen))))
+        _apply_read(gen, _read(gen, _secret_or_error(key_of(gen), gen.key_version)))
     archive_result(gen_id)  # claims nothing unless the task succeeded
 
 
@@ -614,9 +620,9 @@ def _schedule_next_polls(gens: list[Generation]) -> None:
         )
 
 
-def _secret_or_error(key: ApiKey | None) -> str | SecretUnreadable:
+def _secret_or_error(key: ApiKey | None, version: int | None) -> str | SecretUnreadable:
     try:
-        return key_secret(key)
+        return key_secret(key, version)
     except SecretUnreadable as exc:
         return exc
 
@@ -693,12 +699,20 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     if not due:
         return 0
     _schedule_next_polls(due)
-    # Each key's secret is decrypted once per pass, here: one that can't be is marked
-    # unhealthy and only its own rows see the error.
+    # Each secret (a key's current one, or a rotated-out one its old tasks still need) is
+    # decrypted once per pass, here: one that can't be is marked unhealthy and only its own
+    # rows see the error. The reads run in threads, which don't query.
     keys = ApiKey.objects.in_bulk({gen.api_key_id for gen in due if gen.api_key_id})
-    secrets = {pk: _secret_or_error(key) for pk, key in keys.items()}
+    secrets = {
+        (pk, version): _secret_or_error(keys.get(pk), version)
+        for pk, version in {(gen.api_key_id, gen.key_version) for gen in due if gen.api_key_id}
+    }
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
-        results = list(pool.map(lambda gen: _read(gen, secrets.get(gen.api_key_id, "")), due))
+        results = list(
+            pool.map(
+                lambda gen: _read(gen, secrets.get((gen.api_key_id, gen.key_version), "")), due
+            )
+        )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
         if isinstance(result, RemoteTask) and result.status == "succeed":
