@@ -200,6 +200,10 @@ def run() -> bool:
         "DJANGO_SETTINGS_MODULE": "kling_site.settings",
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "testserver",
+        # The test client speaks plain HTTP: no redirect to HTTPS, cookies over HTTP.
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+        "DJANGO_SECURE_HSTS_SECONDS": "0",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
