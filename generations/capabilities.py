@@ -40,6 +40,8 @@ CAMERA_PRESETS = {
 CAMERA_AXES = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
 
 PROMPT_MAX = 500  # CometAPI's documented limit (Kling's own is 2500)
+BATCH_MAX = 20  # prompts in one batch submit, one per line
+VARIATIONS_MAX = 4  # jobs of the same prompt and parameters in one submit
 NEGATIVE_PROMPT_MAX = 200
 
 

@@ -56,7 +56,8 @@ class GenerationForm(forms.Form):
     enforced here as well as in the browser, so a refused combination never reaches CometAPI."""
 
     prompt = forms.CharField(
-        max_length=caps.PROMPT_MAX,
+        # A batch holds up to BATCH_MAX prompts; clean() holds each one to PROMPT_MAX.
+        max_length=(caps.PROMPT_MAX + 1) * caps.BATCH_MAX,
         validators=[VisibleTextValidator("The prompt")],
         widget=forms.Textarea(
             attrs={
@@ -68,8 +69,23 @@ class GenerationForm(forms.Form):
         ),
         error_messages={
             "required": "Describe the video you want.",
-            "max_length": f"Keep the prompt to {caps.PROMPT_MAX} characters or fewer.",
+            "max_length": f"A batch holds up to {caps.BATCH_MAX} prompts of "
+            f"{caps.PROMPT_MAX} characters.",
         },
+    )
+    batch = forms.BooleanField(
+        label=f"One prompt per line (a batch of up to {caps.BATCH_MAX})",
+        required=False,
+    )
+    variations = forms.TypedChoiceField(
+        label="Variations",
+        coerce=int,
+        choices=[(n, str(n)) for n in range(1, caps.VARIATIONS_MAX + 1)],
+        initial=1,
+        required=False,
+        empty_value=1,
+        widget=forms.RadioSelect,
+        help_text="Jobs of the same prompt and settings, each its own clip.",
     )
     negative_prompt = forms.CharField(
         label="Negative prompt",
@@ -211,10 +227,61 @@ class GenerationForm(forms.Form):
         prompt = self.cleaned_data["prompt"].strip()
         if not prompt:
             raise forms.ValidationError("Describe the video you want.")
+        if not self.data.get("batch") and len(prompt) > caps.PROMPT_MAX:
+            raise forms.ValidationError(
+                f"Keep the prompt to {caps.PROMPT_MAX} characters or fewer (it has {len(prompt)})."
+            )
         return prompt
+
+    def prompts(self) -> list[str]:
+        """The prompts of this submit: the one prompt, or a batch's non-empty lines."""
+        prompt = self.cleaned_data.get("prompt", "")
+        if not self.cleaned_data.get("batch"):
+            return [prompt]
+        return [line.strip() for line in prompt.splitlines() if line.strip()]
+
+    def _check_batch(self) -> None:
+        """Every bad line named, so one fix-up makes the whole batch go; nothing is created
+        while any line is bad."""
+        if not self.cleaned_data.get("batch") or "prompt" not in self.cleaned_data:
+            return
+        lines = self.prompts()
+        problems = [
+            f"Line {i}: keep it to {caps.PROMPT_MAX} characters (it has {len(line)})."
+            for i, line in enumerate(lines, start=1)
+            if len(line) > caps.PROMPT_MAX
+        ]
+        if len(lines) > caps.BATCH_MAX:
+            problems.insert(
+                0, f"A batch holds up to {caps.BATCH_MAX} prompts; this one has {len(lines)}."
+            )
+        for problem in problems:
+            self.add_error("prompt", problem)
+
+    def job_count(self) -> int:
+        """How many jobs this submit makes, for the estimate (as the member last saw it)."""
+        try:
+            variations = max(1, min(caps.VARIATIONS_MAX, int(self.current("variations") or 1)))
+        except ValueError:
+            variations = 1
+        if self.current("batch") in ("", "False", "false", "0"):
+            return variations
+        lines = [line for line in self.current("prompt").splitlines() if line.strip()]
+        return variations * max(1, min(caps.BATCH_MAX, len(lines)))
+
+    def jobs(self) -> list[dict]:
+        """The create parameters of every job of this submit, for lifecycle.create_generations:
+        each prompt, each variation in a row."""
+        params = self.generation_params()
+        return [
+            params | {"prompt": prompt}
+            for prompt in self.prompts()
+            for _ in range(self.cleaned_data["variations"])
+        ]
 
     def clean(self) -> dict:
         data = super().clean()
+        self._check_batch()
         model = caps.MODELS.get(data.get("model_name", ""))
         if model is None:
             return data

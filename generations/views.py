@@ -78,7 +78,16 @@ def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None
     (shown beside the estimate, which says when a job would not fit)."""
     prices = forms.price_table() if prices is None else prices
     estimate = form.estimate(prices)
-    context = {"form": form, "estimate": estimate, **extra}
+    count = form.job_count()
+    context = {
+        "form": form,
+        "estimate": estimate,
+        "job_count": count,
+        "prompt_max": caps.PROMPT_MAX,
+        **extra,
+    }
+    if estimate is not None and count > 1:
+        context["estimate_total"] = forms.usd_label(estimate.usd * count)
     if user is not None:
         standing = budgets.standing(user)
         context["standing"] = standing
@@ -87,7 +96,7 @@ def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None
             "usd_left": None if standing.usd_left is None else str(standing.usd_left),
             "prices": {key: str(est.usd) for key, est in prices.items()},
         }
-        context["wont_fit"] = budgets.wont_fit(standing, estimate.usd if estimate else None)
+        context["wont_fit"] = budgets.wont_fit(standing, estimate.usd * count if estimate else None)
     return context
 
 
@@ -103,10 +112,11 @@ def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict
     }
 
 
-def _next_form(gen: Generation) -> GenerationForm:
+def _next_form(gen: Generation, variations: int = 1) -> GenerationForm:
     """After a submit the form keeps its settings for the next variation, without the prompt."""
     initial = GenerationForm.initial_from(gen)
     initial["prompt"] = ""
+    initial["variations"] = variations
     return GenerationForm(initial=initial)
 
 
@@ -117,23 +127,37 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
     template = "generations/studio.html"
     if request.method == "POST":
         form = GenerationForm(request.POST)
-        gen = None
+        gens: list[Generation] = []
         if form.is_valid():
             try:
-                gen = lifecycle.create_generation(request.user, **form.generation_params())
+                # Every job of the submit (a batch, variations) in one transaction, through
+                # the one budget check: all are created, or none.
+                gens = lifecycle.create_generations(request.user, form.jobs())
             except budgets.LimitExceeded as exc:
                 form.add_error(None, str(exc))
-        if gen is not None:
+        if gens:
             if request.htmx:
-                # The new card goes on top of the list; the form comes back for the next one.
-                gen.is_favourite = False
-                _with_queue_positions([gen])
+                # The new cards go on top of the list, newest first as after a reload; the
+                # form comes back for the next one.
+                for gen in gens:
+                    gen.is_favourite = False
+                _with_queue_positions(gens)
+                next_form = _next_form(gens[0], variations=form.cleaned_data["variations"])
                 return render(
                     request,
                     "generations/_created.html",
-                    {"generation": gen, **_form_context(_next_form(gen), user=request.user)},
+                    {
+                        "generations": gens[::-1],
+                        **_form_context(next_form, user=request.user),
+                    },
                 )
-            messages.success(request, "Queued. The card below shows its progress.")
+            n = len(gens)
+            messages.success(
+                request,
+                "Queued. The card below shows its progress."
+                if n == 1
+                else f"Queued {n} jobs. The cards below show their progress.",
+            )
             return redirect("studio")
         if request.htmx:
             # htmx swaps only 2xx answers: send 200 and point the swap at the form.
@@ -337,7 +361,7 @@ def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResp
     callbacks of older tasks carry it in the path); answered fast, and only ever makes us
     read the task ourselves (see lifecycle.push_received)."""
     token = token or request.GET.get("token", "")
-    gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
+    gen = Generation.objects.filter(public_id=public_id).first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
     if (

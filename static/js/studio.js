@@ -18,13 +18,34 @@
     return input ? input.value : "";
   }
 
+  // In a batch the prompt box holds one prompt per line: count prompts and the longest.
+  const BATCH_MAX = 20;
+  function batchLines(form) {
+    if (!form?.elements.batch?.checked) return null;
+    return form.elements.prompt.value.split("\n").filter((l) => l.trim());
+  }
+
   function updateCounter(textarea) {
     const out = document.getElementById(textarea.dataset.counter);
     if (!out) return;
     const max = Number(out.dataset.max);
+    const lines = textarea.name === "prompt" ? batchLines(textarea.form) : null;
+    if (lines) {
+      const longest = Math.max(0, ...lines.map((l) => l.trim().length));
+      out.textContent = `${lines.length} / ${BATCH_MAX} prompts, longest ${longest} / ${max}`;
+      out.classList.toggle("near-limit", lines.length > BATCH_MAX || longest > max);
+      return;
+    }
     const n = textarea.value.length;
     out.textContent = `${n} / ${max}`;
     out.classList.toggle("near-limit", n > max * 0.9);
+  }
+
+  // How many jobs one submit makes: variations × prompts (a batch's non-empty lines).
+  function jobCount(form) {
+    const variations = Number(checked(form, "variations") || 1);
+    const lines = batchLines(form);
+    return variations * (lines ? Math.max(1, Math.min(BATCH_MAX, lines.length)) : 1);
   }
 
   // Offer only what the chosen model takes (capabilities.py, via json_script).
@@ -68,12 +89,19 @@
     const key = `${form.elements.model_name.value}|${hasModes ? mode : ""}|${duration}`;
     const estimate = form.querySelector("#estimate-value");
     if (estimate) estimate.textContent = prices[key] || "no published price";
-    updateFit(form, key);
+    const total = form.querySelector("#estimate-total");
+    const usd = readJSON("budget-room")?.prices?.[key];
+    const n = jobCount(form);
+    if (total) {
+      total.hidden = !(n > 1 && usd !== undefined);
+      total.textContent = total.hidden ? "" : `× ${n} jobs = $${(Number(usd) * n).toFixed(2)}`;
+    }
+    updateFit(form, key, n);
   }
 
   // Budget: the form carries what is left (it is re-rendered after each submit); the note
   // says when one more job of the chosen price would be refused.
-  function updateFit(form, key) {
+  function updateFit(form, key, count = 1) {
     const note = form.querySelector("#estimate-fit");
     const room = form.querySelector("#budget-room");
     if (!note || !room) return;
@@ -81,9 +109,11 @@
     let text = "";
     if (budget.jobs_left === 0) {
       text = "Won't fit: no jobs left today.";
+    } else if (budget.jobs_left !== null && budget.jobs_left < count) {
+      text = `Won't fit: ${budget.jobs_left} jobs left today.`;
     } else if (budget.usd_left !== null) {
       const price = budget.prices[key];
-      if (price === undefined || Number(price) > Number(budget.usd_left)) {
+      if (price === undefined || Number(price) * count > Number(budget.usd_left)) {
         const left = Number(budget.usd_left);
         text = `Won't fit: $${Number.isInteger(left) ? left : left.toFixed(2)} left this month.`;
       }
@@ -106,7 +136,18 @@
       show();
       cfg.addEventListener("input", show);
     }
-    form.addEventListener("change", () => applyMatrix(form));
+    form.addEventListener("change", () => {
+      applyMatrix(form);
+      updateCounter(form.elements.prompt);
+    });
+    form.elements.prompt.addEventListener("input", () => applyMatrix(form));
+    // Ctrl+Enter (Cmd+Enter on a Mac) submits from anywhere in the form, as in chat apps.
+    form.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+    });
     applyMatrix(form);
   }
 

@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from generations.models import Generation, Status
 from tests.browser.test_gallery_journeys import log_in
+from tests.browser.test_studio_journeys import prices  # noqa: F401 (autouse: the seeded prices)
 from tests.factories import make_generation
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -56,3 +57,20 @@ def test_generate_on_a_phone_shows_the_queued_job(page: Page, live_server, alice
     card = page.locator("#my-cards article.gen").first
     expect(card).to_contain_text("A heron on a misty lake")
     expect(card).to_be_in_viewport()
+
+
+def test_variations_multiply_the_estimate_and_ctrl_enter_submits(page: Page, live_server, alice):
+    log_in(page, live_server.url, "alice")
+    form = page.locator("#prompt-form")
+    form.get_by_label("Model").select_option("kling-v1")
+    form.get_by_text("Standard", exact=True).click()
+    form.locator("#variations-group").get_by_text("3", exact=True).click()
+    expect(form.locator("#estimate-total")).to_have_text("× 3 jobs = $0.39")
+    prompt = form.get_by_label("Prompt", exact=True)
+    form.get_by_label("One prompt per line").check()
+    prompt.fill("A fox\nAn owl")
+    expect(form.locator("#estimate-total")).to_have_text("× 6 jobs = $0.78")
+    expect(form.locator("#prompt-count")).to_contain_text("2 / 20 prompts")
+    prompt.press("Control+Enter")
+    expect(page.locator("#my-cards article.gen")).to_have_count(6)
+    assert Generation.objects.count() == 6
