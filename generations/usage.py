@@ -163,7 +163,7 @@ def summarise(rows: list[dict], start: date, end: date) -> dict:
         group: sorted(tallies.items(), key=lambda kv: (-kv[1].spend, -kv[1].jobs, kv[0]))
         for group, tallies in by.items()
     }
-    day_rows = [(f"{d:%a %-d %b %Y}", t) for d, t in sorted(days.items()) if t.jobs]
+    day_rows = [(f"{d:%a %-d %b}", t) for d, t in sorted(days.items()) if t.jobs]
     return {
         "total": total,
         "days": days,
