@@ -32,7 +32,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from . import archive, budgets, heartbeat
+from . import archive, budgets, heartbeat, keypool
 from .cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -44,6 +44,7 @@ from .cometapi import (
     ResultExpired,
     TaskNotFound,
 )
+from .crypto import DecryptionError
 from .models import IN_FLIGHT, ApiKey, Generation, Status, WorkerLease
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,34 @@ def now() -> datetime:
     return timezone.now()
 
 
+# One line per lifecycle event, on its own logger so operators can route or silence it. It
+# carries the generation's id and Kling's task id as fields too, which LOG_FORMAT=json
+# prints as keys (kling_site/logs.py). Never a secret, a URL or a callback token.
+events = logging.getLogger("generations.events")
+
+
+def event(
+    gen: Generation,
+    name: str,
+    detail: str = "",
+    *,
+    task_id: str = "",
+    level: int = logging.INFO,
+    **fields,
+) -> None:
+    task_id = task_id or gen.task_id
+    extra = {"event": name, "generation": gen.pk, "task_id": task_id or None, **fields}
+    events.log(
+        level,
+        "generation %s%s %s%s",
+        gen.pk,
+        f" (task {task_id})" if task_id else "",
+        name,
+        f": {detail}" if detail else "",
+        extra=extra,
+    )
+
+
 def speed() -> float:
     return float(getattr(settings, "KLING_LIFECYCLE_SPEED", 1.0) or 1.0)
 
@@ -150,8 +179,42 @@ def next_read_delay(gen: Generation) -> timedelta:
     return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
 
 
-def client_for(key: ApiKey | None) -> CometAPIClient:
-    return CometAPIClient(key.secret if key else "", settings.COMETAPI_BASE_URL)
+class SecretUnreadable(KeyRejected):
+    """The key's stored secret can't be decrypted with FIELD_ENCRYPTION_KEY: nothing was
+    sent, so a job may move to another key."""
+
+
+def key_of(gen: Generation) -> ApiKey | None:
+    """The row's key with its secret not yet decrypted (`gen.api_key` would decrypt it while
+    loading, and raise for a key that can't be)."""
+    return ApiKey.objects.filter(pk=gen.api_key_id).first() if gen.api_key_id else None
+
+
+def key_secret(key: ApiKey | None, version: int | None = None) -> str:
+    """The key's secret, decrypted now: the one of `version` (the secret the job's task was
+    created with, see keypool), else the current one. A secret that can't be decrypted marks
+    its key unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
+    if key is None:
+        return ""
+    try:
+        return keypool.secret_of(key, version)
+    except DecryptionError:
+        exc = SecretUnreadable(
+            f"the stored secret of API key {key.name!r} cannot be decrypted with "
+            "FIELD_ENCRYPTION_KEY: put back the Fernet key it was saved with (keys are "
+            "comma-separated, all of them decrypt) or paste the CometAPI key again in admin"
+        )
+        mark_key_unhealthy(key, exc)
+        raise exc from None
+
+
+def client_for(key: ApiKey | None, version: int | None = None) -> CometAPIClient:
+    return CometAPIClient(key_secret(key, version), settings.COMETAPI_BASE_URL)
+
+
+def download_client() -> CometAPIClient:
+    """Result URLs are a CDN's: downloads need no key, so an unreadable one can't stop them."""
+    return CometAPIClient("", settings.COMETAPI_BASE_URL)
 
 
 def callback_url(gen: Generation) -> str | None:
@@ -184,6 +247,7 @@ def create_generations(owner, jobs: list[dict]) -> list[Generation]:
         ]
         for gen in gens:
             enqueue("submit_generation", gen.pk)
+            event(gen, "queued", model=gen.model_name, owner=gen.owner_id)
     return gens
 
 
@@ -203,6 +267,8 @@ def cancel(gen: Generation) -> bool:
     changed = Generation.objects.filter(pk=gen.pk, status__in=expected).update(
         status=Status.CANCELLED, finished_at=now(), error_message=message, wait_reason=""
     )
+    if changed:
+        event(gen, "cancelled", f"was {gen.status}")
     return changed == 1
 
 
@@ -228,9 +294,11 @@ def _pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     row is left out of the count: a job that may already hold a slot (a create whose answer
     was lost) must be able to look its task up even when its key is full.
     """
-    keys = list(
-        ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
-    )
+    usable = Q(is_active=True)
+    if gen.create_sent and gen.api_key_id:
+        # A disabled key still finishes what it may have started.
+        usable |= Q(pk=gen.api_key_id)
+    keys = list(ApiKey.objects.select_for_update().filter(usable, is_healthy=True).order_by("pk"))
     busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
@@ -276,6 +344,7 @@ def claim_for_submit(gen_id: int) -> Generation | None:
         changed = same.update(
             status=Status.SUBMITTING,
             api_key=key,
+            key_version=keypool.version_for_claim(gen, key),
             claimed_until=t + scaled(SUBMIT_LEASE),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
@@ -306,7 +375,7 @@ def submit(gen_id: int) -> None:
         error_message="",
     )
     if changed:
-        log.info("generation %s submitted as task %s", gen.pk, remote.task_id)
+        event(gen, "submitted", task_id=remote.task_id, key=gen.api_key_id)
         gen.refresh_from_db()
         apply_remote(gen, remote)
 
@@ -314,7 +383,7 @@ def submit(gen_id: int) -> None:
 def _find_or_create(gen: Generation) -> RemoteTask:
     """The task for this row: found if an earlier attempt may have created it, else created.
     Never a second one: the create carries our external_task_id."""
-    with client_for(gen.api_key) as client:
+    with client_for(key_of(gen), gen.key_version) as client:
         # An earlier attempt may have created the task and lost the answer: look first.
         found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
         if found is not None:
@@ -349,9 +418,13 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     # `gen` is the row as claimed: create_sent there means an earlier attempt may have made
     # the task under this key, so the job stays bound to it whatever happens now.
     nothing_created = not gen.create_sent and _refused_outright(exc)
-    release = {"api_key": None, "create_sent": False} if nothing_created else {}
+    # A secret that couldn't be decrypted sent nothing either (key_secret marked the key).
+    nothing_created = nothing_created or (not gen.create_sent and isinstance(exc, SecretUnreadable))
+    release = (
+        {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
+    )
     if isinstance(exc, KeyRejected):
-        mark_key_unhealthy(gen.api_key, exc)
+        mark_key_unhealthy(key_of(gen), exc)
         base.update(
             status=Status.QUEUED,
             claimed_until=None,
@@ -371,7 +444,7 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             wait_reason=f"CometAPI is busy ({exc.message[:80]}); retrying shortly",
             **release,
         )
-        log.warning("generation %s: retryable create error: %s", gen.pk, exc)
+        event(gen, "retrying", f"create will be retried: {exc}", level=logging.WARNING)
     else:
         base.update(
             status=Status.FAILED,
@@ -380,7 +453,7 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             error_code=str(exc.code or exc.http_status or ""),
             error_message=member_message(exc),
         )
-        log.info("generation %s refused: %s", gen.pk, exc)
+        event(gen, "failed", f"refused at create: {exc}", code=str(exc.code or ""))
 
 
 def _retry_delay(gen: Generation, exc: CometAPIError) -> float:
@@ -485,6 +558,8 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         )
         if not changed:
             changed = live.filter(status=Status.SUBMITTING).update(**common)
+        if changed and remote.status != gen.remote_status:
+            event(gen, "status", remote.status, task_id=remote.task_id)
         return bool(changed)
     if remote.status == "failed":
         changed = live.update(
@@ -496,6 +571,10 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
             units=remote.units,
             **common,
         )
+        if changed:
+            event(
+                gen, "failed", remote.status_msg or "Kling reported a failure", code="task_failed"
+            )
         return bool(changed)
     # succeed: copy the clip before the row says finished.
     changed = live.update(
@@ -507,6 +586,8 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         claimed_until=None,
         **common,
     )
+    if changed:
+        event(gen, "status", "succeed (storing the clip)", task_id=remote.task_id)
     return bool(changed)
 
 
@@ -517,12 +598,12 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
 def poll(gen_id: int) -> None:
     """Read one in-flight task, apply what CometAPI says, and if it has finished, archive it
     here and now (the confirming read after a terminal callback: the fast path)."""
-    gen = Generation.objects.select_related("api_key").filter(pk=gen_id).first()
+    gen = Generation.objects.filter(pk=gen_id).first()
     if gen is None or gen.status not in IN_FLIGHT:
         return
     if gen.remote_status != "succeed":
         _schedule_next_polls([gen])
-        _apply_read(gen, _read(gen))
+        _apply_read(gen, _read(gen, _secret_or_error(key_of(gen), gen.key_version)))
     archive_result(gen_id)  # claims nothing unless the task succeeded
 
 
@@ -539,10 +620,20 @@ def _schedule_next_polls(gens: list[Generation]) -> None:
         )
 
 
-def _read(gen: Generation) -> RemoteTask | CometAPIError:
-    """The HTTP half of a poll: no database here, so reads can run in threads."""
+def _secret_or_error(key: ApiKey | None, version: int | None) -> str | SecretUnreadable:
     try:
-        with client_for(gen.api_key) as client:
+        return key_secret(key, version)
+    except SecretUnreadable as exc:
+        return exc
+
+
+def _read(gen: Generation, secret: str | SecretUnreadable) -> RemoteTask | CometAPIError:
+    """The HTTP half of a poll: no database here (the secret is decrypted beforehand), so
+    reads can run in threads."""
+    if isinstance(secret, SecretUnreadable):
+        return secret
+    try:
+        with CometAPIClient(secret, settings.COMETAPI_BASE_URL) as client:
             return client.get_task(gen.task_id)
     except CometAPIError as exc:
         return exc
@@ -568,7 +659,7 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
     if isinstance(result, KeyRejected):
         # Only this key can read the task: the row waits for an admin to fix it, and the
         # lost rule below still ends it if that takes too long.
-        mark_key_unhealthy(gen.api_key, result)
+        mark_key_unhealthy(key_of(gen), result)
     elif not result.retryable:
         _fail(gen, str(result.code or result.http_status or ""), member_message(result))
         return
@@ -582,13 +673,17 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
 
 
 def _fail(gen: Generation, code: str, message: str) -> None:
-    Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).update(
+    changed = Generation.objects.filter(
+        pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]
+    ).update(
         status=Status.FAILED,
         finished_at=now(),
         claimed_until=None,
         error_code=code,
         error_message=message,
     )
+    if changed:
+        event(gen, "failed", message, code=code)
 
 
 def poll_due(limit: int = POLL_BATCH) -> int:
@@ -596,8 +691,7 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     database writes stay on this thread. Tasks found finished are handed to the workers for
     archiving (the pump archives some itself too)."""
     due = list(
-        Generation.objects.select_related("api_key")
-        .filter(status__in=IN_FLIGHT)
+        Generation.objects.filter(status__in=IN_FLIGHT)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now()))
         .exclude(remote_status="succeed")
         .order_by("next_attempt_at")[:limit]
@@ -605,8 +699,20 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     if not due:
         return 0
     _schedule_next_polls(due)
+    # Each secret (a key's current one, or a rotated-out one its old tasks still need) is
+    # decrypted once per pass, here: one that can't be is marked unhealthy and only its own
+    # rows see the error. The reads run in threads, which don't query.
+    keys = ApiKey.objects.in_bulk({gen.api_key_id for gen in due if gen.api_key_id})
+    secrets = {
+        (pk, version): _secret_or_error(keys.get(pk), version)
+        for pk, version in {(gen.api_key_id, gen.key_version) for gen in due if gen.api_key_id}
+    }
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
-        results = list(pool.map(_read, due))
+        results = list(
+            pool.map(
+                lambda gen: _read(gen, secrets.get((gen.api_key_id, gen.key_version), "")), due
+            )
+        )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
         if isinstance(result, RemoteTask) and result.status == "succeed":
@@ -631,7 +737,7 @@ def archive_result(gen_id: int) -> bool:
     if claimed != 1:
         return False
     try:
-        _store_clip(Generation.objects.select_related("api_key").get(pk=gen_id))
+        _store_clip(Generation.objects.get(pk=gen_id))
     except Exception:
         # Anything unforeseen (the database busy past its timeout, a full disk): give the
         # claim back so the clip is tried again in a minute, not when the ten-minute lease
@@ -652,7 +758,7 @@ def _store_clip(gen: Generation) -> None:
     with tempfile.TemporaryDirectory(prefix="kling-archive-") as tmp:
         video_path, poster_path = Path(tmp) / "clip.mp4", Path(tmp) / "poster.jpg"
         try:
-            with client_for(gen.api_key) as client, video_path.open("wb") as out:
+            with download_client() as client, video_path.open("wb") as out:
                 client.download(gen.remote_video_url, out, max_bytes=settings.KLING_MAX_VIDEO_BYTES)
             # The poster proves the file decodes. Kling states the clip's duration; only
             # without it is the file decoded end to end to measure it (a full decode is the
@@ -683,7 +789,7 @@ def _store_clip(gen: Generation) -> None:
         gen.video.delete(save=False)
         gen.poster.delete(save=False)
     else:
-        log.info("generation %s finished and stored", gen.pk)
+        event(gen, "stored", f"{gen.video.name}, {duration or gen.video_duration or 0:.1f} s")
 
 
 def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
@@ -701,7 +807,9 @@ def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
     Generation.objects.filter(pk=gen.pk).update(
         claimed_until=None, next_attempt_at=t + timedelta(seconds=delay)
     )
-    log.warning("generation %s: download will be retried in %.0f s: %s", gen.pk, delay, exc)
+    event(
+        gen, "retrying", f"download will be retried in {delay:.0f} s: {exc}", level=logging.WARNING
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -362,7 +362,7 @@ def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResp
     callbacks of older tasks carry it in the path); answered fast, and only ever makes us
     read the task ourselves (see lifecycle.push_received)."""
     token = token or request.GET.get("token", "")
-    gen = Generation.objects.filter(public_id=public_id).select_related("api_key").first()
+    gen = Generation.objects.filter(public_id=public_id).first()
     # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a forged URL
     # may carry anything.
     if (

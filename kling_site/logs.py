@@ -1,4 +1,5 @@
-"""Logging pieces the settings (and gunicorn.conf.py) plug in.
+"""Logging pieces the settings (and gunicorn.conf.py) plug in: a filter that redacts
+callback tokens and the JSON formatter of LOG_FORMAT=json.
 
 `RedactCallbackTokens` keeps Kling's callback tokens out of every log line it is attached
 to. The token must be in the URL Kling calls (Kling signs nothing), so access logs would
@@ -6,8 +7,10 @@ otherwise print it: runserver's `django.server`, gunicorn's `gunicorn.access` (i
 `%(U)s` and `%(q)s` atoms), and `django.request` for callbacks in the old path form.
 """
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 
 # The query form (…/hooks/kling/<uuid>/?token=…) and the path form of callback URLs made
 # before the token moved to the query (…/hooks/kling/<uuid>/<token>/), still in flight.
@@ -49,3 +52,29 @@ class RedactCallbackTokens(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
+
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` (the
+# lifecycle's generation, task_id, event…) and becomes a key of its JSON line.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# django.server's extras: the socket object is noise, the rest stays.
+_DROPPED = {"request"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (LOG_FORMAT=json): time, level, logger, message, and the
+    record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD and name not in _DROPPED and not name.startswith("_"):
+                data[name] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)

@@ -71,6 +71,16 @@ SECRET_KEY = SECRET_KEY or local_secret("secret_key", lambda: secrets.token_urls
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or local_secret(
     "field_encryption_key", lambda: Fernet.generate_key().decode()
 )
+# A malformed key fails here, at start-up, rather than at the first job that needs a secret.
+try:
+    if not [Fernet(k.strip()) for k in FIELD_ENCRYPTION_KEY.split(",") if k.strip()]:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys (urlsafe base64 "
+        "of 32 bytes); make one with: python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'"
+    ) from None
 
 ALLOWED_HOSTS = [
     h.strip()
@@ -322,6 +332,11 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool(
 # Callback tokens are redacted from every line (kling_site/logs.py): runserver's access log
 # (`django.server`, redefined here as Django has it, plus the filter) and `django.request`.
 # gunicorn.conf.py attaches the same filter to `gunicorn.access`.
+# LOG_FORMAT=json prints one JSON object per line (for a log shipper); lifecycle events
+# (the `generations.events` logger) carry the generation's id and Kling's task id as keys.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -333,10 +348,17 @@ LOGGING = {
             "format": "[{server_time}] {message}",
             "style": "{",
         },
+        "json": {"()": "kling_site.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "django.server",
+        },
     },
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

@@ -314,7 +314,7 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(lifecycle.archive, "extract_poster", disk_full)
-    monkeypatch.setattr(lifecycle.CometAPIClient, "download", lambda *a, **k: None)
+    monkeypatch.setattr(lifecycle.keypool.CometAPIClient, "download", lambda *a, **k: None)
     with pytest.raises(OSError):
         lifecycle.archive_result(gen.pk)
     gen.refresh_from_db()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,15 @@ def test_production_mode_needs_an_encryption_key(tmp_path):
     env = clean_env(tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 50)
     result = manage("check", env=env)
     assert result.returncode != 0 and "FIELD_ENCRYPTION_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["not-a-fernet-key", ",", f"{Fernet.generate_key().decode()},junk"])
+def test_a_malformed_encryption_key_is_refused_at_start(tmp_path, key):
+    """Not at the first job that needs a secret (issue 8, finding 7)."""
+    result = manage("check", env=clean_env(tmp_path, FIELD_ENCRYPTION_KEY=key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "Fernet keys" in result.stderr
+    assert "junk" not in result.stderr.split("ImproperlyConfigured")[-1]
 
 
 def test_bad_values_are_refused_at_start(tmp_path):
