@@ -7,6 +7,8 @@ urlpatterns = [
     path("gallery/", gallery.team_gallery, name="gallery"),
     path("gallery/clips.zip", gallery.gallery_zip, name="gallery-zip"),
     path("mine/", gallery.my_generations, name="my-generations"),
+    path("mine/view/<uuid:public_id>/", gallery.mine_view, name="mine-view"),
+    path("gallery/view/<uuid:public_id>/", gallery.gallery_view, name="gallery-view"),
     path("mine/clips.zip", gallery.my_generations_zip, name="my-generations-zip"),
     path("g/<uuid:public_id>/", gallery.generation_detail, name="generation-detail"),
     path(
