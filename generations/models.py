@@ -142,7 +142,7 @@ class Generation(models.Model):
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
     callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
 
-    # Lifecycle bookkeeping: see lifecycle.py.
+    # Lifecycle bookkeeping: see the lifecycle package.
     remote_status = models.CharField(max_length=12, blank=True)  # Kling's word, as last seen
     remote_updated_at_ms = models.BigIntegerField(null=True, blank=True)
     submit_attempts = models.PositiveIntegerField(default=0)
