@@ -1,11 +1,18 @@
+from decimal import Decimal
+
+from cryptography.fernet import InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, ExpressionWrapper, F, OuterRef, Subquery, Sum, TextField
+from django.db.models.functions import Coalesce
+from django.utils.text import Truncator
 
+from . import audit, budgets, costs, keypool, lifecycle
 from . import capabilities as caps
-from . import costs
-from .models import ApiKey, Generation, MemberLimits, Price, TeamLimits
+from .crypto import fernet
+from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -26,9 +33,11 @@ class ApiKeyForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:  # only a stored key has a current one to keep
-            self.fields[
-                "secret"
-            ].help_text = "Paste a new key, or leave empty to keep the current one."
+            self.fields["secret"].help_text = (
+                "Paste a new key, or leave empty to keep the current one. A new key rotates "
+                "this one: new jobs use it at once, jobs already running finish with the old "
+                "one, which is then forgotten."
+            )
 
     def clean_secret(self) -> str:
         secret = self.cleaned_data["secret"].strip()
@@ -36,7 +45,11 @@ class ApiKeyForm(forms.ModelForm):
             if self.instance.pk:
                 return ""  # left unloaded, so saving the row keeps the stored one
             raise forms.ValidationError("A new key needs its secret.")
-        self.instance.secret = secret
+        if any(c.isspace() for c in secret) or len(secret) > 500:
+            raise forms.ValidationError("That does not look like an API key (spaces or too long).")
+        if not self.instance.pk:
+            self.instance.secret = secret
+        # A stored key's new secret is a rotation: ApiKeyAdmin.save_model hands it to keypool.
         return secret
 
 
@@ -45,20 +58,127 @@ class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
     list_display = [
         "name",
-        "hint",
+        "secret_mask",
         "is_active",
         "is_healthy",
-        "unhealthy_since",
         "concurrency_limit",
+        "in_flight",
+        "jobs_this_month",
+        "spend_this_month",
+        "short_last_error",
+        "last_probe",
     ]
     list_filter = ["is_active", "is_healthy"]
-    readonly_fields = ["hint", "is_healthy", "unhealthy_since", "last_error", "created_at"]
-    actions = ["mark_healthy"]
+    readonly_fields = [
+        "hint",
+        "is_healthy",
+        "unhealthy_since",
+        "last_error",
+        "last_probe_at",
+        "last_probe_result",
+        "created_at",
+    ]
+    actions = ["mark_healthy", "disable_keys", "enable_keys"]
+
+    def get_queryset(self, request):
+        """The list's figures as correlated subqueries: one query whatever the number of keys."""
+        month = budgets.month_start()
+
+        def per_key(rows, value):
+            return Subquery(
+                rows.filter(api_key=OuterRef("pk"))
+                .order_by()
+                .values("api_key")
+                .annotate(v=value)
+                .values("v")
+            )
+
+        this_month = Generation.objects.filter(created_at__gte=month)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_in_flight=Coalesce(
+                    per_key(Generation.objects.filter(lifecycle.HOLDS_SLOT), Count("id")), 0
+                ),
+                n_jobs_month=Coalesce(per_key(this_month, Count("id")), 0),
+                spend_month=per_key(this_month.filter(budgets.CHARGED), Sum("price_usd")),
+                # The stored token, undecrypted: secret_mask decrypts it and survives a
+                # key that can't be (the secret itself stays deferred, see ApiKeyManager).
+                secret_token=ExpressionWrapper(F("secret"), output_field=TextField()),
+            )
+        )
+
+    @admin.display(description="Secret")
+    def secret_mask(self, obj: ApiKey) -> str:
+        try:
+            return keypool.mask(fernet().decrypt(obj.secret_token.encode()).decode())
+        except InvalidToken:
+            return "(cannot be decrypted)"
+
+    @admin.display(description="In flight now", ordering="n_in_flight")
+    def in_flight(self, obj: ApiKey) -> int:
+        return obj.n_in_flight
+
+    @admin.display(description="Jobs this month", ordering="n_jobs_month")
+    def jobs_this_month(self, obj: ApiKey) -> int:
+        return obj.n_jobs_month
+
+    @admin.display(description="Spend this month", ordering="spend_month")
+    def spend_this_month(self, obj: ApiKey) -> str:
+        return budgets.money(obj.spend_month or Decimal(0))
+
+    @admin.display(description="Last error")
+    def short_last_error(self, obj: ApiKey) -> str:
+        return Truncator(obj.last_error).chars(80) if obj.last_error else "—"
+
+    @admin.display(description="Last probe", ordering="last_probe_at")
+    def last_probe(self, obj: ApiKey) -> str:
+        if obj.last_probe_at is None:
+            return "—"
+        return f"{obj.last_probe_at:%Y-%m-%d %H:%M} · {Truncator(obj.last_probe_result).chars(60)}"
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        new_secret = form.cleaned_data.get("secret", "")
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit.record(request.user, audit.KEY_ADDED, obj, {"mask": keypool.mask(new_secret)})
+            return
+        stored = ApiKey.objects.get(pk=obj.pk)
+        super().save_model(request, obj, form, change)  # the secret stays unloaded: not saved
+        if stored.is_active != obj.is_active:
+            action = audit.KEY_ENABLED if obj.is_active else audit.KEY_DISABLED
+            audit.record(request.user, action, obj, {})
+        if new_secret:
+            rotated = keypool.rotate(obj, new_secret)
+            obj.secret_version = rotated.secret_version
+            audit.record(
+                request.user,
+                audit.KEY_ROTATED,
+                obj,
+                {"mask": keypool.mask(new_secret), "version": obj.secret_version},
+            )
 
     @admin.action(description="Mark healthy again (after fixing the key or its billing)")
     def mark_healthy(self, request, queryset) -> None:
-        n = queryset.update(is_healthy=True, unhealthy_since=None, last_error="")
-        self.message_user(request, f"{n} key(s) will be used again.", messages.SUCCESS)
+        changed = keypool.mark_healthy(queryset)
+        for key in changed:
+            audit.record(request.user, audit.KEY_MARKED_HEALTHY, key, {})
+        self.message_user(request, f"{len(changed)} key(s) will be used again.", messages.SUCCESS)
+
+    @admin.action(description="Disable (no new jobs; running ones finish)")
+    def disable_keys(self, request, queryset) -> None:
+        changed = keypool.set_active(queryset, False)
+        for key in changed:
+            audit.record(request.user, audit.KEY_DISABLED, key, {})
+        self.message_user(request, f"{len(changed)} key(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Enable")
+    def enable_keys(self, request, queryset) -> None:
+        changed = keypool.set_active(queryset, True)
+        for key in changed:
+            audit.record(request.user, audit.KEY_ENABLED, key, {})
+        self.message_user(request, f"{len(changed)} key(s) enabled.", messages.SUCCESS)
 
 
 @admin.register(Generation)
@@ -125,9 +245,49 @@ class PriceAdmin(admin.ModelAdmin):
     list_filter = ["confirmed", "model_name", "mode", "duration"]
     ordering = ["model_name", "mode", "duration"]
 
+    def save_model(self, request, obj, form, change) -> None:
+        fields = ["usd", "units", "confirmed"]
+        before = Price.objects.filter(pk=obj.pk).values(*fields).first() or {} if change else {}
+        super().save_model(request, obj, form, change)
+        diff = audit.changes(before, {f: getattr(obj, f) for f in fields})
+        if diff:
+            audit.record(request.user, audit.PRICE_CHANGED, obj, diff)
+
+    def delete_model(self, request, obj) -> None:
+        audit.record(request.user, audit.PRICE_CHANGED, obj, {"deleted": True})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for price in queryset:
+            audit.record(request.user, audit.PRICE_CHANGED, price, {"deleted": True})
+        super().delete_queryset(request, queryset)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The trail, read-only: nobody adds, edits or deletes an event."""
+
+    list_display = ["at", "actor", "action", "target", "details"]
+    list_filter = ["action"]
+    search_fields = ["actor", "target"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 # ---------------------------------------------------------------------------------------
 # Budgets: a member's limits inline on their user page; the team's on its own one-row page.
+
+
+def limits_of(obj) -> dict:
+    return {"jobs_per_day": obj.jobs_per_day, "monthly_spend": obj.monthly_spend}
 
 
 class MemberLimitsInline(admin.StackedInline):
@@ -152,10 +312,35 @@ class MemberAdmin(UserAdminBase):
 
     inlines = [*UserAdminBase.inlines, MemberLimitsInline]
 
+    def save_model(self, request, obj, form, change) -> None:
+        with audit.acting_as(request.user):  # a member made staff is recorded by a signal
+            super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not MemberLimits:
+            return super().save_formset(request, form, formset, change)
+        before = {
+            f.instance.pk: limits_of(MemberLimits.objects.get(pk=f.instance.pk))
+            for f in formset.forms
+            if f.instance.pk and MemberLimits.objects.filter(pk=f.instance.pk).exists()
+        }
+        super().save_formset(request, form, formset, change)
+        for limits in formset.new_objects + [o for o, _ in formset.changed_objects]:
+            diff = audit.changes(before.get(limits.pk, {}), limits_of(limits))
+            if diff:
+                audit.record(request.user, audit.LIMITS_CHANGED, limits.user, diff)
+
 
 @admin.register(TeamLimits)
 class TeamLimitsAdmin(admin.ModelAdmin):
     list_display = ["__str__", "monthly_spend"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        before = TeamLimits.objects.filter(pk=1).values("monthly_spend").first() or {}
+        super().save_model(request, obj, form, change)
+        diff = audit.changes(before, {"monthly_spend": obj.monthly_spend})
+        if diff:
+            audit.record(request.user, audit.LIMITS_CHANGED, "the team", diff)
 
     def has_add_permission(self, request) -> bool:
         return not TeamLimits.objects.filter(pk=1).exists()  # one row (a migration makes it)

@@ -6,4 +6,6 @@ class GenerationsConfig(AppConfig):
     verbose_name = "Generations"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the cluster start-up kick)
+        from . import audit, signals  # noqa: F401  (signals connects the cluster start-up kick)
+
+        audit.connect_signals()

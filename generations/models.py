@@ -11,6 +11,12 @@ from django.utils import timezone
 from .crypto import DecryptionError, EncryptedTextField
 
 
+def mask_secret(secret: str) -> str:
+    """Enough of a key for an admin to recognise it, never more than its last 4 characters
+    (and nothing of a short one)."""
+    return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
+
+
 class ApiKeyManager(models.Manager):
     """Keys without their secret: choosing a key and counting its slots never decrypts, so a
     key that can't be decrypted can't stop the others. Reading `.secret` loads and decrypts
@@ -35,6 +41,12 @@ class ApiKey(models.Model):
     last_error = models.TextField(blank=True)
     unhealthy_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by each rotation; a generation records the version that created its task
+    # (tasks belong to the secret that made them, see keypool.py).
+    secret_version = models.PositiveIntegerField(default=1, editable=False)
+    # The background probe of an unhealthy key (keypool.probe_unhealthy_keys).
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    last_probe_result = models.CharField(max_length=300, blank=True)
 
     objects = ApiKeyManager()
 
@@ -52,7 +64,26 @@ class ApiKey(models.Model):
             secret = self.secret
         except DecryptionError:
             return "(cannot be decrypted)"
-        return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
+        return mask_secret(secret)
+
+
+class RetiredSecret(models.Model):
+    """A rotated-out secret of a key, kept only while tasks it created are unfinished: Kling
+    tasks belong to the secret that created them, so only it can read them and fetch their
+    clips. keypool.forget_retired_secrets deletes it once they have all ended."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="retired_secrets")
+    version = models.PositiveIntegerField()
+    secret = EncryptedTextField()
+    retired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "version"], name="one_secret_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} v{self.version}"
 
 
 class Status(models.TextChoices):
@@ -140,6 +171,8 @@ class Generation(models.Model):
     external_task_id = models.CharField(max_length=64, unique=True, default=_external_task_id)
     task_id = models.CharField(max_length=64, blank=True, help_text="Kling's task id")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    # The api_key's secret_version this job's task was (or will be) created with.
+    key_version = models.PositiveIntegerField(null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
 
     # Lifecycle bookkeeping: see the lifecycle package.
@@ -565,6 +598,29 @@ class TeamLimits(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = 1  # the one row, whoever makes it
         super().save(*args, **kwargs)
+
+
+class AuditEvent(models.Model):
+    """One change that matters to money or access: who, when, what, to what. Written by
+    audit.record only, read-only in admin, and never holding a secret (a key's mask at
+    most)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Who, in words: a member's username, or the shell command and the OS user.
+    actor = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40, db_index=True)
+    target = models.CharField(max_length=200)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit event"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor}: {self.action} {self.target}"
 
 
 class DownloadSlot(models.Model):

@@ -692,7 +692,9 @@ class Simulator:
             identifier = unquote(path[len(API_PATH) + 1 :])
         with self._lock:
             task = self._find(identifier)
-            if task is None:
+            # A task belongs to the key that created it: another key (even a rotated
+            # successor) can't see it.
+            if task is None or task.key != key:
                 raise ApiError(404, 1203, "task not found")
             return _ok(self._api_task(task))
 

@@ -6,7 +6,7 @@ run a no-op, and the pump re-drives whatever a lost task left behind.
 
 from django_q.tasks import async_task
 
-from . import lifecycle
+from . import keypool, lifecycle
 
 
 def submit_generation(gen_id: int) -> None:
@@ -37,3 +37,9 @@ def pump() -> None:
 
 def start_pump() -> None:
     async_task("generations.tasks.pump")
+
+
+def probe_keys() -> None:
+    """The five-minute schedule (migration 0008): unhealthy keys probed, and retired
+    secrets forgotten once no job needs them."""
+    keypool.probe_unhealthy_keys()

@@ -18,6 +18,7 @@ re-exports what the rest of the app calls.
 from .base import (
     ARCHIVE_LEASE,
     ARCHIVE_RETRY,
+    HOLDS_SLOT,
     POLL_SCHEDULE,
     PUSH_QUIET,
     RECONCILE_SCHEDULE,
@@ -35,6 +36,7 @@ from .submit import callback_url, cancel, create_generation, create_generations,
 
 __all__ = [
     "ARCHIVE_LEASE",
+    "HOLDS_SLOT",
     "ARCHIVE_RETRY",
     "POLL_SCHEDULE",
     "PUSH_QUIET",

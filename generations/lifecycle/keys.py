@@ -5,8 +5,9 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 
+from .. import keypool
 from ..cometapi import (
     CometAPIClient,
     CometAPIError,
@@ -30,13 +31,14 @@ def key_of(gen: Generation) -> ApiKey | None:
     return ApiKey.objects.filter(pk=gen.api_key_id).first() if gen.api_key_id else None
 
 
-def key_secret(key: ApiKey | None) -> str:
-    """The key's secret, decrypted now. A secret that can't be decrypted marks its key
-    unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
+def key_secret(key: ApiKey | None, version: int | None = None) -> str:
+    """The key's secret, decrypted now: the one of `version` (the secret the job's task was
+    created with, see keypool), else the current one. A secret that can't be decrypted marks
+    its key unhealthy and raises SecretUnreadable (a KeyRejected, handled as a refused key)."""
     if key is None:
         return ""
     try:
-        return key.secret
+        return keypool.secret_of(key, version)
     except DecryptionError:
         exc = SecretUnreadable(
             f"the stored secret of API key {key.name!r} cannot be decrypted with "
@@ -47,8 +49,8 @@ def key_secret(key: ApiKey | None) -> str:
         raise exc from None
 
 
-def client_for(key: ApiKey | None) -> CometAPIClient:
-    return CometAPIClient(key_secret(key), settings.COMETAPI_BASE_URL)
+def client_for(key: ApiKey | None, version: int | None = None) -> CometAPIClient:
+    return CometAPIClient(key_secret(key, version), settings.COMETAPI_BASE_URL)
 
 
 def download_client() -> CometAPIClient:
@@ -74,9 +76,11 @@ def pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     row is left out of the count: a job that may already hold a slot (a create whose answer
     was lost) must be able to look its task up even when its key is full.
     """
-    keys = list(
-        ApiKey.objects.select_for_update().filter(is_active=True, is_healthy=True).order_by("pk")
-    )
+    usable = Q(is_active=True)
+    if gen.create_sent and gen.api_key_id:
+        # A disabled key still finishes what it may have started.
+        usable |= Q(pk=gen.api_key_id)
+    keys = list(ApiKey.objects.select_for_update().filter(usable, is_healthy=True).order_by("pk"))
     busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
@@ -111,8 +115,8 @@ def mark_key_unhealthy(key: ApiKey | None, exc: CometAPIError) -> None:
     log.error("API key %s marked unhealthy: %s", key.name, exc)
 
 
-def secret_or_error(key: ApiKey | None) -> str | SecretUnreadable:
+def secret_or_error(key: ApiKey | None, version: int | None) -> str | SecretUnreadable:
     try:
-        return key_secret(key)
+        return key_secret(key, version)
     except SecretUnreadable as exc:
         return exc

@@ -149,7 +149,7 @@ def poll(gen_id: int) -> None:
         return
     if gen.remote_status != "succeed":
         _schedule_next_polls([gen])
-        _apply_read(gen, _read(gen, secret_or_error(key_of(gen))))
+        _apply_read(gen, _read(gen, secret_or_error(key_of(gen), gen.key_version)))
     archive_result(gen_id)  # claims nothing unless the task succeeded
 
 
@@ -224,12 +224,20 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     if not due:
         return 0
     _schedule_next_polls(due)
-    # Each key's secret is decrypted once per pass, here: one that can't be is marked
-    # unhealthy and only its own rows see the error.
+    # Each secret (a key's current one, or a rotated-out one its old tasks still need) is
+    # decrypted once per pass, here: one that can't be is marked unhealthy and only its own
+    # rows see the error. The reads run in threads, which don't query.
     keys = ApiKey.objects.in_bulk({gen.api_key_id for gen in due if gen.api_key_id})
-    secrets = {pk: secret_or_error(key) for pk, key in keys.items()}
+    secrets = {
+        (pk, version): secret_or_error(keys.get(pk), version)
+        for pk, version in {(gen.api_key_id, gen.key_version) for gen in due if gen.api_key_id}
+    }
     with ThreadPoolExecutor(max_workers=POLL_CONCURRENCY) as pool:
-        results = list(pool.map(lambda gen: _read(gen, secrets.get(gen.api_key_id, "")), due))
+        results = list(
+            pool.map(
+                lambda gen: _read(gen, secrets.get((gen.api_key_id, gen.key_version), "")), due
+            )
+        )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
         if isinstance(result, RemoteTask) and result.status == "succeed":

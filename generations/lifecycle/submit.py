@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
 
-from .. import budgets
+from .. import budgets, keypool
 from ..cometapi import (
     CometAPIError,
     KeyRejected,
@@ -110,6 +110,7 @@ def claim_for_submit(gen_id: int) -> Generation | None:
         changed = same.update(
             status=Status.SUBMITTING,
             api_key=key,
+            key_version=keypool.version_for_claim(gen, key),
             claimed_until=t + scaled(SUBMIT_LEASE),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
@@ -148,7 +149,7 @@ def submit(gen_id: int) -> None:
 def _find_or_create(gen: Generation) -> RemoteTask:
     """The task for this row: found if an earlier attempt may have created it, else created.
     Never a second one: the create carries our external_task_id."""
-    with client_for(key_of(gen)) as client:
+    with client_for(key_of(gen), gen.key_version) as client:
         # An earlier attempt may have created the task and lost the answer: look first.
         found = client.find_by_external_id(gen.external_task_id) if gen.create_sent else None
         if found is not None:
@@ -185,7 +186,9 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     nothing_created = not gen.create_sent and _refused_outright(exc)
     # A secret that couldn't be decrypted sent nothing either (key_secret marked the key).
     nothing_created = nothing_created or (not gen.create_sent and isinstance(exc, SecretUnreadable))
-    release = {"api_key": None, "create_sent": False} if nothing_created else {}
+    release = (
+        {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
+    )
     if isinstance(exc, KeyRejected):
         mark_key_unhealthy(key_of(gen), exc)
         base.update(

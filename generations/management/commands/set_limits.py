@@ -3,6 +3,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from generations import audit
 from generations.budgets import money
 from generations.models import MemberLimits, TeamLimits
 
@@ -64,8 +65,10 @@ class Command(BaseCommand):
             if spend is UNSET:
                 raise CommandError("Say the limit: --team --monthly-spend AMOUNT (or none).")
             limits, _ = TeamLimits.objects.get_or_create(pk=1)
+            before = {"monthly_spend": limits.monthly_spend}
             limits.monthly_spend = _amount(spend)
             limits.save()
+            self._audit("the team", before, {"monthly_spend": limits.monthly_spend})
             self.stdout.write(f"Team: {_show(limits.monthly_spend)} a month.")
             return
         if not username:
@@ -76,12 +79,19 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"No member is called {username!r}.")
         limits, _ = MemberLimits.objects.get_or_create(user=user)
+        before = {"jobs_per_day": limits.jobs_per_day, "monthly_spend": limits.monthly_spend}
         if jobs is not UNSET:
             limits.jobs_per_day = _jobs(jobs)
         if spend is not UNSET:
             limits.monthly_spend = _amount(spend)
         limits.save()
+        after = {"jobs_per_day": limits.jobs_per_day, "monthly_spend": limits.monthly_spend}
+        self._audit(user, before, after)
         self.stdout.write(
             f"{user.get_username()}: {_show(limits.jobs_per_day)} jobs a day, "
             f"{_show(limits.monthly_spend)} a month."
         )
+
+    def _audit(self, target, before: dict, after: dict) -> None:
+        if diff := audit.changes(before, after):
+            audit.record(audit.shell_actor("set_limits"), audit.LIMITS_CHANGED, target, diff)
