@@ -265,7 +265,8 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
         raise Http404("This clip is not stored yet")
     response = _stored_file(request, gen.video.name, "video/mp4")
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="kling-{gen.public_id}.mp4"'
+        # Named from the prompt, as in the zip: a folder of downloads stays readable.
+        response["Content-Disposition"] = f'attachment; filename="{gallery.download_name(gen)}"'
     # Every request (each seek) comes back here for the permission check: a clip made
     # private or deleted stops playing for others at once, not when a cached copy expires.
     response["Cache-Control"] = "private, no-store"
