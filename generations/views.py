@@ -53,7 +53,7 @@ def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False
 
 
 def _usable_keys():
-    """Keys the worker may send jobs with (lifecycle._pick_key chooses among these)."""
+    """Keys the worker may send jobs with (lifecycle.keys.pick_key chooses among these)."""
     return ApiKey.objects.filter(is_active=True, is_healthy=True)
 
 
