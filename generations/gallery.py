@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Protocol
+from urllib.parse import quote
 
 from django import forms
 from django.contrib import messages
@@ -59,10 +60,11 @@ class Scope:
     title: str
     url_name: str
     zip_url_name: str
+    view_url_name: str  # the full-window viewer, stepping through this list
 
 
-MINE = Scope("mine", "My generations", "my-generations", "my-generations-zip")
-TEAM = Scope("team", "Team gallery", "gallery", "gallery-zip")
+MINE = Scope("mine", "My generations", "my-generations", "my-generations-zip", "mine-view")
+TEAM = Scope("team", "Team gallery", "gallery", "gallery-zip", "gallery-view")
 
 
 def _choices(label: str, pairs) -> list[tuple[str, str]]:
@@ -297,6 +299,17 @@ def _after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> Gen
     return qs.filter(later)
 
 
+def _before(qs: GenerationQuerySet, gen: Generation, order: str) -> GenerationQuerySet:
+    """The rows before `gen` in this order, nearest first: the viewer's "previous"."""
+    op = "lt" if order == "oldest" else "gt"
+    earlier = Q(**{f"created_at__{op}": gen.created_at}) | Q(
+        created_at=gen.created_at, **{f"id__{op}": gen.pk}
+    )
+    if order == "rating":
+        earlier = Q(rating_avg__gt=gen.rating_avg) | (Q(rating_avg=gen.rating_avg) & earlier)
+    return qs.filter(earlier).reverse()
+
+
 def _query(request: HttpRequest, **changes) -> str:
     params = request.GET.copy()
     for key, value in changes.items():
@@ -419,6 +432,52 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
 def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
     gen = _visible(request, public_id)
     return render(request, "generations/generation_detail.html", detail_context(request, gen))
+
+
+def _viewer(request: HttpRequest, public_id, scope: Scope) -> HttpResponse:
+    """One clip full-window, with the previous and next clips of the list it was opened
+    from (same filters, same order, carried in the query string): a real, shareable URL
+    that works without JavaScript; gallery.js adds arrow keys, swipes and Escape."""
+    gen = _visible(request, public_id)
+    form, qs = _selection(request, scope)
+    order = _order(form)
+    # The clip as the list sees it (with the rating it may be sorted by); a clip outside
+    # the list (a shared link, a changed filter) is shown without steps.
+    listed = qs.filter(pk=gen.pk).first()
+    query = _query(request, after=None)
+    suffix = f"?{query}" if query else ""
+
+    def url_of(other: Generation | None) -> str:
+        if other is None:
+            return ""
+        return reverse(scope.view_url_name, args=[other.public_id]) + suffix
+
+    following = preceding = None
+    if order == "rating" and getattr(listed, "rating_avg", None) is None:
+        listed = None  # unrated clips have no place in the rating order's keyset
+    if listed is not None:
+        following = _after(qs, _cursor(listed, order), order=order).first()
+        preceding = _before(qs, listed, order).first()
+    context = {
+        "generation": gen,
+        "scope": scope,
+        "next_url": url_of(following),
+        "prev_url": url_of(preceding),
+        "close_url": reverse(scope.url_name) + suffix + f"#gen-{gen.public_id}",
+        "detail_url": reverse("generation-detail", args=[gen.public_id])
+        + (f"?back={quote(reverse(scope.url_name) + suffix, safe='')}"),
+    }
+    return render(request, "generations/generation_viewer.html", context)
+
+
+@require_GET
+def mine_view(request: HttpRequest, public_id) -> HttpResponse:
+    return _viewer(request, public_id, MINE)
+
+
+@require_GET
+def gallery_view(request: HttpRequest, public_id) -> HttpResponse:
+    return _viewer(request, public_id, TEAM)
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -560,6 +619,11 @@ def _manifest_row(gen: Generation, name: str, prices: dict) -> dict:
         "task_id": gen.task_id,
         "external_task_id": gen.external_task_id,
     }
+
+
+def download_name(gen: Generation) -> str:
+    """A clip's file name from its date and prompt: the zip's entries and single downloads."""
+    return _zip_name(gen)
 
 
 def _zip_name(gen: Generation) -> str:

@@ -175,7 +175,7 @@ class Generation(models.Model):
     key_version = models.PositiveIntegerField(null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
 
-    # Lifecycle bookkeeping: see lifecycle.py.
+    # Lifecycle bookkeeping: see the lifecycle package.
     remote_status = models.CharField(max_length=12, blank=True)  # Kling's word, as last seen
     remote_updated_at_ms = models.BigIntegerField(null=True, blank=True)
     submit_attempts = models.PositiveIntegerField(default=0)

@@ -12,6 +12,7 @@ average.
 """
 
 import re
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
@@ -252,9 +253,21 @@ def _mentioned_members(gen: Generation, body: str, author) -> list:
     ]
 
 
+REPLAY_WINDOW = timedelta(seconds=30)  # the same comment again this soon is a resent form
+
+
 def add_comment(gen: Generation, author, body: str, at_seconds: float | None) -> Comment:
     with transaction.atomic():
         _lock(gen)
+        replay = Comment.objects.filter(
+            generation=gen,
+            author=author,
+            body=body,
+            at_seconds=at_seconds,
+            created_at__gte=timezone.now() - REPLAY_WINDOW,
+        ).first()
+        if replay is not None:
+            return replay
         comment = Comment.objects.create(
             generation=gen, author=author, body=body, at_seconds=at_seconds
         )

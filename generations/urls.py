@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import boards, gallery, health, inbox, review, views
+from . import boards, gallery, health, inbox, review, usage, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
     path("gallery/", gallery.team_gallery, name="gallery"),
     path("gallery/clips.zip", gallery.gallery_zip, name="gallery-zip"),
     path("mine/", gallery.my_generations, name="my-generations"),
+    path("mine/view/<uuid:public_id>/", gallery.mine_view, name="mine-view"),
+    path("gallery/view/<uuid:public_id>/", gallery.gallery_view, name="gallery-view"),
     path("mine/clips.zip", gallery.my_generations_zip, name="my-generations-zip"),
     path("g/<uuid:public_id>/", gallery.generation_detail, name="generation-detail"),
     path(
@@ -22,6 +24,8 @@ urlpatterns = [
     path("g/<uuid:public_id>/cancel/", views.generation_cancel, name="generation-cancel"),
     path("g/<uuid:public_id>/retry/", views.generation_retry, name="generation-retry"),
     path("prices/", views.price_list, name="prices"),
+    path("usage/", usage.usage_page, name="usage"),
+    path("usage.csv", usage.usage_csv, name="usage-csv"),
     # The token is a query parameter (?token=…), which access logs redact
     # (kling_site/logs.py); the path form is how tasks submitted before that still call back.
     path("hooks/kling/<uuid:public_id>/", views.kling_callback, name="kling-callback"),

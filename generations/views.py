@@ -53,7 +53,7 @@ def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False
 
 
 def _usable_keys():
-    """Keys the worker may send jobs with (lifecycle._pick_key chooses among these)."""
+    """Keys the worker may send jobs with (lifecycle.keys.pick_key chooses among these)."""
     return ApiKey.objects.filter(is_active=True, is_healthy=True)
 
 
@@ -265,7 +265,8 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
         raise Http404("This clip is not stored yet")
     response = _stored_file(request, gen.video.name, "video/mp4")
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="kling-{gen.public_id}.mp4"'
+        # Named from the prompt, as in the zip: a folder of downloads stays readable.
+        response["Content-Disposition"] = f'attachment; filename="{gallery.download_name(gen)}"'
     # Every request (each seek) comes back here for the permission check: a clip made
     # private or deleted stops playing for others at once, not when a cached copy expires.
     response["Cache-Control"] = "private, no-store"

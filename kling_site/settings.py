@@ -215,7 +215,7 @@ if Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     Q_CLUSTER["redis"] = REDIS_URL
-# Divides the lifecycle's leases, backoffs and poll delays (generations/lifecycle.py). 1 in
+# Divides the lifecycle's leases, backoffs and poll delays (generations/lifecycle/base.py). 1 in
 # production; the fault tests run a 20x simulator and raise it alike, so a killed worker's
 # claims run out in seconds rather than minutes.
 KLING_LIFECYCLE_SPEED = float(env_str("KLING_LIFECYCLE_SPEED", "1") or 1)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from generations import lifecycle
-from generations.models import ApiKey, Generation, Status
+from generations.models import IN_FLIGHT, ApiKey, Generation, Status
 from generations.simulator import Simulator, key_id
 
 from .stack import running_cluster, wait_for
@@ -161,7 +161,7 @@ def test_an_unreachable_upstream_loses_nothing_and_duplicates_nothing(alice, bob
     ):
         gens = create_many([alice, bob], 40)
         wait_for(
-            lambda: Generation.objects.filter(status__in=lifecycle.IN_FLIGHT).count() >= 5,
+            lambda: Generation.objects.filter(status__in=IN_FLIGHT).count() >= 5,
             timeout=60,
             message="jobs in flight",
         )

@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from generations import lifecycle
-from generations.cometapi import RemoteTask
+from generations import archive, lifecycle
+from generations.cometapi import CometAPIClient, RemoteTask
+from generations.lifecycle import pump
 from generations.models import ApiKey, Generation, Status
 from tests.factories import drive, make_generation
 
@@ -313,8 +314,8 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lifecycle.archive, "extract_poster", disk_full)
-    monkeypatch.setattr(lifecycle.keypool.CometAPIClient, "download", lambda *a, **k: None)
+    monkeypatch.setattr(archive, "extract_poster", disk_full)
+    monkeypatch.setattr(CometAPIClient, "download", lambda *a, **k: None)
     with pytest.raises(OSError):
         lifecycle.archive_result(gen.pk)
     gen.refresh_from_db()
@@ -371,7 +372,7 @@ def test_a_worker_that_ends_lets_its_pump_finish_the_pass(monkeypatch, tmp_path)
         while not started.exists():
             time.sleep(0.01)
 
-    monkeypatch.setattr(lifecycle, "pump_pass", slow_pass)
+    monkeypatch.setattr(pump, "pump_pass", slow_pass)
     connection.close()  # the child must not share this process's connection
     child = multiprocessing.get_context("fork").Process(target=worker)
     child.start()

@@ -288,3 +288,11 @@ def test_the_detail_page_query_count_is_fixed(
         review.set_review(clip, charlie, ReviewState.CHANGES, "n")
     review.set_rating(clip, charlie, 5)
     assert counted() == few
+
+
+def test_a_resent_comment_form_posts_once(bob_client, clip):
+    for _ in range(2):
+        bob_client.post(url("comment-create", clip), {"comment": "twice?", "at": "0:01"})
+    bob_client.post(url("comment-create", clip), {"comment": "twice?"})  # not the same moment
+    assert Comment.objects.count() == 2
+    assert Notification.objects.count() == 2

@@ -270,7 +270,7 @@
       if (announcer()) announcer().textContent = "Queued. The new card is first in My generations.";
       const card = document.querySelector("#my-cards article.gen");
       const box = card?.getBoundingClientRect();
-      if (card && box && (box.top < 0 || box.bottom > window.innerHeight)) {
+      if (card && box && (box.top < 0 || box.top > window.innerHeight - 80)) {
         // The cards are below the form (a phone): show the new one where the member looks,
         // rather than leaving them at a form that just emptied with no sign of the job.
         card.scrollIntoView({ block: "center", behavior: "smooth" });

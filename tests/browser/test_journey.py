@@ -32,11 +32,12 @@ def test_submit_watch_and_play(page: Page, live_server, alice, api_key):
         expect(page.get_by_label("Prompt", exact=True)).to_have_value("")  # ready for the next
         expect(card.locator(".badge")).to_have_text("Finished", timeout=60_000)
 
-        video = card.locator("video")
+        card.locator(".tile-open").click()  # the clip opens in the viewer
+        video = page.locator("#viewer video")
         expect(video).to_be_visible()
         video.evaluate("v => { v.muted = true; return v.play(); }")
         page.wait_for_function(
-            "() => document.querySelector('article.gen video').currentTime > 0.2",
+            "() => document.querySelector('#viewer video').currentTime > 0.2",
             timeout=15_000,
         )
         assert sim.create_count() == 1

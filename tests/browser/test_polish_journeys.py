@@ -1,6 +1,8 @@
 """Issue 12 in Chromium: the clip's page follows its job, Generate on a phone shows the
 queued job, "Copy prompt" copies. Rows are moved on directly (no cluster needed)."""
 
+import re
+
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
@@ -74,3 +76,52 @@ def test_variations_multiply_the_estimate_and_ctrl_enter_submits(page: Page, liv
     prompt.press("Control+Enter")
     expect(page.locator("#my-cards article.gen")).to_have_count(6)
     assert Generation.objects.count() == 6
+
+
+def finished_clip(owner, prompt: str, minutes_ago: int, **kw) -> Generation:
+    gen = make_generation(
+        owner,
+        prompt=prompt,
+        status=Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        **kw,
+    )
+    gen.video.save("clip.mp4", ContentFile(b"mp4"), save=False)
+    gen.poster.save("poster.jpg", ContentFile(b"jpeg"), save=False)
+    gen.created_at = timezone.now() - timezone.timedelta(minutes=minutes_ago)
+    gen.save()
+    return gen
+
+
+def test_the_viewer_steps_with_arrow_keys_and_escape_closes(page: Page, live_server, alice):
+    older = finished_clip(alice, "a fox, older", 20)
+    finished_clip(alice, "an owl", 15)
+    newer = finished_clip(alice, "a fox, newer", 10)
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/gallery/?q=fox")
+    page.locator(f"#gen-{newer.public_id} .tile-open").click()
+    expect(page).to_have_url(f"{live_server.url}/gallery/view/{newer.public_id}/?q=fox")
+    expect(page.locator("#viewer-prompt")).to_have_text("a fox, newer")
+    page.keyboard.press("ArrowRight")  # the next clip of this filter: the owl is skipped
+    expect(page).to_have_url(f"{live_server.url}/gallery/view/{older.public_id}/?q=fox")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#viewer-prompt")).to_have_text("a fox, newer")
+    page.keyboard.press("Escape")
+    expect(page).to_have_url(f"{live_server.url}/gallery/?q=fox#gen-{newer.public_id}")
+
+
+def test_filters_apply_as_they_change_and_fold_on_a_phone(page: Page, live_server, alice):
+    finished_clip(alice, "a fox", 5, model_name="kling-v1-6")
+    finished_clip(alice, "an owl", 5)
+    log_in(page, live_server.url, "alice")
+    page.goto(f"{live_server.url}/gallery/")
+    expect(page.get_by_role("button", name="Apply")).to_be_hidden()
+    page.get_by_label("Model").select_option("kling-v1-6")
+    expect(page).to_have_url(re.compile(r"/gallery/\?model=kling-v1-6"))
+    expect(page.locator("#gallery-cards article.gen")).to_have_count(1)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/gallery/")
+    expect(page.get_by_label("Model")).to_be_hidden()
+    page.get_by_text("Filters", exact=True).click()
+    expect(page.get_by_label("Model")).to_be_visible()
