@@ -75,5 +75,6 @@ def test_filters_fold_into_one_control_and_keep_a_button_without_js(alice_client
 def test_a_single_download_is_named_from_its_prompt(alice_client, alice):
     gen = clip(alice, "A heron lands on a misty lake")
     response = alice_client.get(reverse("generation-video", args=[gen.public_id]), {"download": 1})
+    response.close()  # a streamed file: close it, or its handle leaks into later tests
     disposition = response["Content-Disposition"]
     assert "a-heron-lands-on-a-misty-lake" in disposition and disposition.endswith('.mp4"')
