@@ -9,6 +9,7 @@ import httpx
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+from django.db import connections
 from django.urls import reverse
 
 from generations import lifecycle
@@ -245,7 +246,17 @@ def test_runservers_access_log_never_prints_a_token(alice):
     gen = make_generation(alice)
     token = gen.callback_token
     server = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler)
-    server.set_app(WSGIHandler())
+    handler = WSGIHandler()
+
+    def app(environ, start_response):
+        # The server thread's own database connection is closed after each request: on
+        # PostgreSQL a persistent one would be left open and garbage-collected in a later test.
+        try:
+            return handler(environ, start_response)
+        finally:
+            connections.close_all()
+
+    server.set_app(app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     access, warnings = Lines(2), Lines(2)
     logging.getLogger("django.server").addHandler(access)
