@@ -57,10 +57,10 @@ kinds = {
 }
 out = {}
 for name, make in kinds.items():
-    for i in range(20):  # warm: connections, templates, url caches
+    for i in range(len(pollers)):  # warm: connections, templates, url caches, each session
         code, _ = call(make(i))
     times = []
-    prof = cProfile.Profile() if profile == name else None
+    prof = cProfile.Profile(time.process_time) if profile == name else None
     start = time.process_time()
     for i in range(n):
         env = make(i)

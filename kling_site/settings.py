@@ -173,6 +173,16 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every request reads its session. With Redis (one cache shared by every web process) it is
+# read from the cache, the database only on a miss (cached_db: writes go to both, so nothing
+# is lost when Redis restarts); a poll then costs one database query less. Without Redis the
+# cache is each process's own memory, where a logout in one process would leave the session
+# alive in the others' copies: sessions are then read from the database alone.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if REDIS_URL
+    else "django.contrib.sessions.backends.db"
+)
 
 # django-q2. The database row, not the queue, is the source of truth: every task takes a
 # primary key and claims its row, so running twice (ORM broker) or never (Redis broker) is
