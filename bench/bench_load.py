@@ -39,6 +39,8 @@ WARMUP = 20  # seconds left out of the figures: the ramp (20 users/s) and first 
 TARGET_P99_MS = 100.0
 MOVE_EVERY = 0.2  # seconds between two card changes (the workers' part)
 HISTORY = 20  # finished generations per member, so the studio page lists full cards
+# Another configuration to compare (a file that execs the repository's and changes a line).
+GUNICORN_CONF = os.environ.get("KLING_BENCH_GUNICORN_CONF", str(ROOT / "gunicorn.conf.py"))
 SEQUENTIAL = 300  # requests of each kind, one at a time, for the CPU per request
 DB = "kling_prod_bench"
 ADMIN_URL = os.environ.get("KLING_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -94,7 +96,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _cpu_seconds(root: int) -> float:
-    """User + system CPU of `root` and its descendants (gunicorn's master and workers)."""
+    """User + system CPU of `root` and its descendants (gunicorn's master and workers), with
+    the descendants that have ended since."""
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
@@ -110,6 +113,9 @@ def _cpu_seconds(root: int) -> float:
         pid = todo.pop()
         if pid in stats:
             total += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime (ticks)
+            # cutime, cstime: children it has reaped, such as a gunicorn worker replaced
+            # after max_requests (its CPU leaves the tree when it exits, and lands here).
+            total += int(stats[pid][13]) + int(stats[pid][14])
         todo.extend(children.get(pid, []))
     return total / os.sysconf("SC_CLK_TCK")
 
@@ -247,7 +253,7 @@ def run() -> bool:
 
         web_log = (var / "gunicorn.log").open("w")
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF],
             cwd=ROOT,
             env=env,
             stdout=web_log,
