@@ -42,7 +42,7 @@ HISTORY = 20  # finished generations per member, so the studio page lists full c
 # Another configuration to compare (a file that execs the repository's and changes a line).
 GUNICORN_CONF = os.environ.get("KLING_BENCH_GUNICORN_CONF", str(ROOT / "gunicorn.conf.py"))
 SEQUENTIAL = 300  # requests of each kind, one at a time, for the CPU per request
-DB = "kling_prod_bench"
+DB = os.environ.get("KLING_BENCH_LOAD_DB", "kling_prod_bench")  # dropped and made anew
 ADMIN_URL = os.environ.get("KLING_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
 SEED = """
@@ -251,6 +251,11 @@ def run() -> bool:
     try:
         sessions = prepare(env, var)
 
+        with socket.socket() as probe:  # another server there would be measured instead
+            try:
+                probe.bind(("127.0.0.1", PORT))
+            except OSError:
+                raise RuntimeError(f"port {PORT} is in use: set KLING_BENCH_LOAD_PORT") from None
         web_log = (var / "gunicorn.log").open("w")
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF],

@@ -5,7 +5,8 @@ database and members, each kind of request sent N times straight into the WSGI a
     .venv/bin/python -m bench.profile_requests [N] [--profile KIND]
 
 Not a benchmark module of its own (`python -m bench` doesn't run it): a tool for finding
-where a request's CPU goes. `--profile KIND` prints cProfile's top functions for KIND.
+where a request's CPU goes. `--profile KIND` prints cProfile's top functions for KIND (CPU
+time) and keeps its statistics for pstats.
 """
 
 import json
@@ -70,6 +71,7 @@ for name, make in kinds.items():
     cpu = (time.process_time() - start) / n * 1000
     out[name] = {"status": code, "cpu_ms": round(cpu, 3), "bytes": len(body)}
     if prof:
+        prof.dump_stats(sys.argv[4])
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(45)
         s2 = io.StringIO()
@@ -87,7 +89,15 @@ def main(argv: list[str]) -> int:
     try:
         sessions = prepare(env, var)
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(sessions), str(n), profile],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(sessions),
+                str(n),
+                profile,
+                str(var / "profile.pstats"),
+            ],
             cwd=ROOT,
             env=env,
             check=True,
@@ -97,6 +107,8 @@ def main(argv: list[str]) -> int:
     finally:
         _database(create=False)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if profile:
+        print(f"cProfile's statistics (CPU time): {var / 'profile.pstats'}")
     print(f"CPU per request, {n} of each, in-process (time.process_time):")
     for name, f in figures.items():
         print(f"  {name:28} {f['cpu_ms']:7.2f} ms  ({f['status']}, {f['bytes']} bytes)")
