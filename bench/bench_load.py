@@ -252,6 +252,7 @@ def run() -> bool:
         sessions = prepare(env, var)
 
         with socket.socket() as probe:  # another server there would be measured instead
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
             try:
                 probe.bind(("127.0.0.1", PORT))
             except OSError:
