@@ -9,7 +9,19 @@ in-flight card to its next state every 0.2 s, so some polls find a change and re
 Targets (issue 8): no errors; p99 ≤ 100 ms for the status partial and the studio page.
 Figures and the conditions they were measured in: docs/benchmarks.md.
 
+Besides p50/p99 and errors per request, it prints what makes them comparable: gunicorn's CPU
+per request of each kind sent one at a time before the load (independent of the machine's
+load), gunicorn's CPU per request under load, the CPU used during the run by gunicorn,
+locust, PostgreSQL's backends and by everything else on the machine (/proc/stat), and the
+load average before and after. Latencies mean something only when "the rest of the machine"
+is near zero: on a shared machine they measure the neighbours.
+
     .venv/bin/python -m bench load        # about two minutes
+
+Environment: KLING_BENCH_LOAD_PORT (8126), KLING_BENCH_LOAD_DB (kling_prod_bench, dropped and
+made anew), KLING_BENCH_PG (the PostgreSQL server), KLING_BENCH_LOAD_SECONDS (75), and for
+comparing configurations KLING_BENCH_ENV_<NAME>=value (sets NAME for gunicorn, e.g.
+KLING_BENCH_ENV_WEB_CONCURRENCY=4) and KLING_BENCH_GUNICORN_CONF (another config file).
 """
 
 import http.client
