@@ -220,6 +220,7 @@ def test_gallery_cards_have_tick_boxes_in_the_bulk_form(alice_client, alice):
     assert 'id="bulk-form"' in page and f'action="{MINE_BULK}"' in page
     assert f'name="ids" value="{gen.public_id}" form="bulk-form"' in page
     assert f'name="back" value="{MINE}?q=tick"' in page
+    assert "{#" not in page and "{%" not in page  # no template comment shows as text
     studio = alice_client.get(reverse("studio")).content.decode()
     assert 'form="bulk-form"' not in studio  # no bar there to post them
 

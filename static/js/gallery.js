@@ -40,37 +40,6 @@ if (fold && window.matchMedia("(max-width: 700px)").matches && !fold.querySelect
   fold.open = false;
 }
 
-// Tiles: a muted preview while pointed at or focused; the clip itself opens in the viewer.
-function preview(tile, on) {
-  const video = tile.querySelector("video.tile-preview");
-  if (!video) return;
-  if (on) {
-    if (!video.src) video.src = video.dataset.src;
-    tile.classList.add("previewing");
-    video.play().catch(() => tile.classList.remove("previewing"));
-  } else {
-    tile.classList.remove("previewing");
-    video.pause();
-  }
-}
-const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-if (!reduceMotion) {
-  document.addEventListener("pointerover", (e) => {
-    const tile = e.target.closest?.(".tile-open");
-    if (tile && !tile.contains(e.relatedTarget)) preview(tile, true);
-  });
-  document.addEventListener("pointerout", (e) => {
-    const tile = e.target.closest?.(".tile-open");
-    if (tile && !tile.contains(e.relatedTarget)) preview(tile, false);
-  });
-  document.addEventListener("focusin", (e) => {
-    if (e.target.matches?.(".tile-open")) preview(e.target, true);
-  });
-  document.addEventListener("focusout", (e) => {
-    if (e.target.matches?.(".tile-open")) preview(e.target, false);
-  });
-}
-
 // The viewer: arrow keys and swipes step through the list, Escape closes. Each step is a
 // plain link, so the URL in the address bar is always the clip on screen.
 const viewer = document.getElementById("viewer");
