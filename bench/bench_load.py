@@ -23,8 +23,10 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
+import psutil
 import psycopg
 from cryptography.fernet import Fernet
 
@@ -91,23 +93,16 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _cpu_seconds(root: int) -> float:
     """User + system CPU of `root` and its descendants (gunicorn's master and workers)."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = fields
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            total += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime (ticks)
-        todo.extend(children.get(pid, []))
-    return total / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    for proc in procs:
+        with suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def _move_cards(stop: threading.Event, rng: random.Random) -> int:

@@ -16,6 +16,7 @@ from collections import Counter
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import connection
 
@@ -134,23 +135,12 @@ def work_counts(log: str) -> Counter:
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    """`root` and its descendants (psutil); just `root` once it has no process any more."""
+    try:
+        descendants = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    return [root, *(child.pid for child in descendants)]
 
 
 def cluster_env(
