@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import connection
 
@@ -93,23 +94,12 @@ class Cluster:
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    """`root` and its descendants (none if `root` has ended)."""
+    try:
+        parent = psutil.Process(root)
+        return [root, *(child.pid for child in parent.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def cluster_env(
