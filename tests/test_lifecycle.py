@@ -123,9 +123,7 @@ def test_remote_state_never_moves_backwards(cometapi, alice):
             video_url="",
             video_duration=None,
             units=None,
-            created_at_ms=1,
             updated_at_ms=updated,
-            raw={},
         )
 
     lifecycle.apply_remote(gen, remote("processing", 2_000_000_000_000))
@@ -152,9 +150,7 @@ def test_an_unconfirmed_terminal_state_does_not_finish_a_job(
         video_url="",
         video_duration=None,
         units=None,
-        created_at_ms=None,
         updated_at_ms=None,
-        raw={},
     )
     with django_capture_on_commit_callbacks() as callbacks:
         lifecycle.push_received(gen, forged)
