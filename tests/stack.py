@@ -1,4 +1,4 @@
-"""A real django-q2 cluster in a subprocess, sharing the test database file.
+"""A real django-q2 cluster in a subprocess, sharing the test database (SQLite or PostgreSQL).
 
 Used by the end-to-end, fault and browser tests: the web side runs in pytest (test client or
 live_server), the cluster runs exactly as `make run` starts it, and the fault tests kill it
