@@ -28,9 +28,12 @@ demo: install
 ## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests on
 ## SQLite, then the whole suite again on PostgreSQL, then the broker-sensitive tests with
 ## the Redis broker. The last two passes run whenever the servers answer, and always under
-## CI (where a missing server fails the run instead of skipping).
+## CI (where a missing server fails the run instead of skipping). The fleet test (two
+## clusters on PostgreSQL, one killed) runs in the PostgreSQL pass with the ORM broker, then
+## again with Redis.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+FLEET_TESTS ?= tests/test_fleet.py
 BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
@@ -44,6 +47,11 @@ test: install
 	  echo "== Redis broker pass"; \
 	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" $(BROKER_TESTS); \
 	else echo "Redis is not running on 127.0.0.1:6379: its pass is skipped (CI runs it)"; fi
+	@if [ -n "$$CI" ] || ( $(call up,6379) && $(call up,5432) ); then \
+	  echo "== Redis broker pass on PostgreSQL: the fleet"; \
+	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) \
+	    $(PY) -m pytest -m "not browser" $(FLEET_TESTS); \
+	else echo "Redis or PostgreSQL is not running: the fleet's Redis pass is skipped (CI runs it)"; fi
 
 ## Everything but the browser and end-to-end tests.
 test-fast: install

@@ -7,6 +7,7 @@ pages on (created_at, id): each costs the same whatever the page number or the t
 
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from .models import (
     Price,
     ReviewState,
     Status,
+    Visibility,
 )
 
 PAGE_SIZE = 24
@@ -61,10 +63,18 @@ class Scope:
     url_name: str
     zip_url_name: str
     view_url_name: str  # the full-window viewer, stepping through this list
+    bulk_url_name: str  # where the ticked clips are posted (zip, delete, visibility)
 
 
-MINE = Scope("mine", "My generations", "my-generations", "my-generations-zip", "mine-view")
-TEAM = Scope("team", "Team gallery", "gallery", "gallery-zip", "gallery-view")
+MINE = Scope(
+    "mine",
+    "My generations",
+    "my-generations",
+    "my-generations-zip",
+    "mine-view",
+    "my-generations-bulk",
+)
+TEAM = Scope("team", "Team gallery", "gallery", "gallery-zip", "gallery-view", "gallery-bulk")
 
 
 def _choices(label: str, pairs) -> list[tuple[str, str]]:
@@ -514,6 +524,14 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
 
 
+def _delete_clips(gens: list[Generation]) -> None:
+    """Delete these rows, then (once that is committed) their files no other row uses."""
+    names = [f.name for gen in gens for f in (gen.video, gen.poster) if f]
+    with transaction.atomic():
+        Generation.objects.filter(pk__in=[gen.pk for gen in gens]).delete()
+        transaction.on_commit(lambda: _delete_files(names))
+
+
 @require_http_methods(["GET", "POST"])
 def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """GET: a confirm page (for browsers without JS). POST: delete the row and its files.
@@ -533,10 +551,7 @@ def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
             "generations/generation_confirm_delete.html",
             {"generation": gen, "back": back},
         )
-    names = [f.name for f in (gen.video, gen.poster) if f]
-    with transaction.atomic():
-        Generation.objects.filter(pk=gen.pk).delete()
-        transaction.on_commit(lambda: _delete_files(names))
+    _delete_clips([gen])
     messages.success(request, "Deleted.")
     back = back or reverse("my-generations")  # the list it was reached from, filters and all
     return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
@@ -774,3 +789,109 @@ def my_generations_zip(request: HttpRequest) -> HttpResponse:
 @require_GET
 def gallery_zip(request: HttpRequest) -> HttpResponse:
     return _download(request, TEAM)
+
+
+# ---------------------------------------------------------------------------------------
+# Several clips at once: the galleries' tick boxes post here with what to do (gallery.js
+# adds shift-click ranges, a bar with the count, and one confirmation for the lot; without
+# JavaScript a confirmation page asks). All or nothing: a selection holding anything the
+# member may not act on changes nothing and says why.
+
+SELECTION_MAX = 200
+BULK_VERBS = {
+    "zip": "download",
+    "delete": "delete",
+    "private": "make private",
+    "team": "share with the team",
+}
+
+
+def _clips(n: int) -> str:
+    return f"{n} clip{'s' if n != 1 else ''}"
+
+
+def _bulk_refusal(request: HttpRequest, action: str, raw: list[str]) -> str | list[Generation]:
+    """The selected rows, or a sentence saying why nothing will be done."""
+    if action not in BULK_VERBS:
+        return (
+            "Choose what to do with the selected clips: download, delete, or change who sees them."
+        )
+    if not raw:
+        return "No clips were selected: tick the clips first."
+    if len(raw) > SELECTION_MAX:
+        return (
+            f"That is {len(raw)} clips; at most {SELECTION_MAX} can be handled at once. "
+            "Nothing was done."
+        )
+    ids = set()
+    for value in raw:
+        try:
+            ids.add(uuid.UUID(value))
+        except (ValueError, AttributeError, TypeError):
+            return "The selection held something that is not a clip. Nothing was done."
+    rows = list(
+        Generation.objects.visible_to(request.user)
+        .filter(public_id__in=ids)
+        .select_related("owner")
+    )
+    if missing := len(ids) - len(rows):
+        return (
+            f"{_clips(missing)} of the selection no longer exist{'s' if missing == 1 else ''} "
+            "or can't be seen by you. Nothing was done."
+        )
+    if action == "zip":
+        return rows
+    others = [gen for gen in rows if not _may_manage(request, gen)]
+    if others:
+        owners = ", ".join(sorted({gen.owner.get_username() for gen in others}))
+        return (
+            f"{_clips(len(others))} of the selection belong{'s' if len(others) == 1 else ''} "
+            f"to other members ({owners}): you can {BULK_VERBS[action]} only your own. "
+            "Nothing was changed."
+        )
+    running = [gen for gen in rows if action == "delete" and not gen.is_terminal]
+    if running:
+        return (
+            f"{_clips(len(running))} of the selection {'is' if len(running) == 1 else 'are'} "
+            "still running: cancel them first, then delete. Nothing was deleted."
+        )
+    return rows
+
+
+def _bulk(request: HttpRequest, scope: Scope) -> HttpResponse:
+    back = _list_url(request.POST.get("back")) or reverse(scope.url_name)
+    action = request.POST.get("action", "")
+    rows = _bulk_refusal(request, action, request.POST.getlist("ids"))
+    if isinstance(rows, str):
+        messages.error(request, rows)
+        return redirect(back)
+    if action == "zip":
+        qs = Generation.objects.filter(pk__in=[gen.pk for gen in rows]).order_by("-created_at")
+        if (empty := _nothing_to_zip(request, qs, back)) is not None:
+            return empty
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        return zip_response(request, qs, f"kling-selection-{stamp}.zip")
+    if request.POST.get("confirm") != "yes":
+        rows.sort(key=lambda gen: gen.created_at, reverse=True)
+        context = {"rows": rows, "action": action, "verb": BULK_VERBS[action], "back": back}
+        return render(request, "generations/bulk_confirm.html", context)
+    if action == "delete":
+        _delete_clips(rows)
+        messages.success(request, f"Deleted {_clips(len(rows))}.")
+    else:
+        Generation.objects.filter(pk__in=[gen.pk for gen in rows]).update(visibility=action)
+        where = "private" if action == Visibility.PRIVATE else "shared with the team"
+        messages.success(
+            request, f"{_clips(len(rows))} {'is' if len(rows) == 1 else 'are'} now {where}."
+        )
+    return redirect(back)
+
+
+@require_POST
+def my_generations_bulk(request: HttpRequest) -> HttpResponse:
+    return _bulk(request, MINE)
+
+
+@require_POST
+def gallery_bulk(request: HttpRequest) -> HttpResponse:
+    return _bulk(request, TEAM)

@@ -1,7 +1,7 @@
 """The cluster's heartbeat: each machine's cluster says it is alive, /healthz reads it.
 
-The pump thread of every cluster worker calls beat() on each turn of its loop (lifecycle's
-pump_forever), leaseholder or standby alike, so a beat means "a worker on this host is
+The engine of every cluster worker calls beat() on each turn of its pump loop (lifecycle's
+engine.run_pump), leaseholder or standby alike, so a beat means "a worker on this host is
 running and reaches the database". One row per cluster and host: a restart reuses it.
 """
 

@@ -100,6 +100,18 @@ TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 IN_FLIGHT = (Status.SUBMITTED, Status.PROCESSING)
 
 
+class RemoteStatus(models.TextChoices):
+    """A task's status as CometAPI/Kling spells it (`task_status`), which is not ours."""
+
+    SUBMITTED = "submitted", "Submitted"
+    PROCESSING = "processing", "Processing"
+    SUCCEED = "succeed", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+REMOTE_TERMINAL = (RemoteStatus.SUCCEED, RemoteStatus.FAILED)
+
+
 class Visibility(models.TextChoices):
     TEAM = "team", "Shared with the team"
     PRIVATE = "private", "Private"
@@ -134,6 +146,36 @@ class GenerationQuerySet(models.QuerySet):
 
     def team_gallery(self, user=None) -> "GenerationQuerySet":
         return self.filter(visibility=Visibility.TEAM, status=Status.SUCCEEDED).for_cards(user)
+
+    # The lifecycle's vocabulary (generations/lifecycle/): each filter it repeats, named once.
+
+    def in_flight(self) -> "GenerationQuerySet":
+        """Sent upstream and not finished here (a clip being stored included)."""
+        return self.filter(status__in=IN_FLIGHT)
+
+    def live(self) -> "GenerationQuerySet":
+        """Rows CometAPI's answers may still move: being submitted or in flight, and not
+        finished upstream with a clip still being stored (nothing left to learn)."""
+        return self.filter(status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
+            remote_status=RemoteStatus.SUCCEED
+        )
+
+    def due(self, t) -> "GenerationQuerySet":
+        """Rows whose next step (a submit, a read, a download) is due at `t`."""
+        return self.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=t))
+
+    def unclaimed(self, t) -> "GenerationQuerySet":
+        """Rows no worker holds a live claim on at `t` (a claim's holder keeps renewing it
+        while it works: generations/lifecycle/leases.py)."""
+        return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=t))
+
+    def to_read(self) -> "GenerationQuerySet":
+        """In flight and not yet seen finished upstream: what our reads are for."""
+        return self.in_flight().exclude(remote_status=RemoteStatus.SUCCEED)
+
+    def to_store(self) -> "GenerationQuerySet":
+        """Finished upstream, the clip not yet in our storage."""
+        return self.in_flight().filter(remote_status=RemoteStatus.SUCCEED)
 
 
 def _external_task_id() -> str:
@@ -176,13 +218,17 @@ class Generation(models.Model):
     callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
 
     # Lifecycle bookkeeping: see the lifecycle package.
-    remote_status = models.CharField(max_length=12, blank=True)  # Kling's word, as last seen
+    # Kling's word, as last seen (blank: not read yet).
+    remote_status = models.CharField(max_length=12, blank=True, choices=RemoteStatus.choices)
     remote_updated_at_ms = models.BigIntegerField(null=True, blank=True)
     submit_attempts = models.PositiveIntegerField(default=0)
     # True once a create may have reached CometAPI: later attempts look before they create.
     create_sent = models.BooleanField(default=False)
     next_attempt_at = models.DateTimeField(null=True, blank=True)  # next submit/poll/archive
-    claimed_until = models.DateTimeField(null=True, blank=True)  # lease of a worker's claim
+    # A worker's claim on the row (a submit or a download): kept alive by its holder's
+    # heartbeat while it works, so it runs out soon after the holder dies.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=80, blank=True)
     poll_count = models.PositiveIntegerField(default=0)
     # When Kling last pushed this task's progress to our callback: proof that pushes reach
     # us, so reads only reconcile (see lifecycle.next_read_delay).

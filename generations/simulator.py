@@ -12,7 +12,8 @@ scripts can run it without settings; ``manage.py cometapi_simulator`` is a thin 
 Prompt markers steer a task's fate: ``[policy]`` (create refused, 1301), ``[fail]`` (task
 fails moderation), ``[slow]`` (4x longer), ``[never]`` (stays processing), ``[expire]``
 (succeeds, but the result URL answers 404). Magic API keys: a key containing ``expired``
-(401/1004), ``arrears`` (429/1101) or ``noaccess`` (403/1103).
+(401/1004), ``arrears`` (429/1101) or ``noaccess`` (403/1103). ``download_delay`` makes the
+CDN slow: a clip's bytes trickle out over that many seconds (on the simulator's clock).
 
 Introspection for tests in other processes lives under ``/_sim/``:
 ``GET /_sim/state``, ``POST /_sim/faults`` (body: ``set_faults`` keywords) and
@@ -139,6 +140,10 @@ class _Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Seconds over which the body trickles out (a slow CDN); 0 writes it at once.
+    pace: float = 0.0
+    # Called once the whole body has been written (not when the client hung up first).
+    on_sent: Callable[[], None] | None = None
 
 
 @dataclass
@@ -159,6 +164,9 @@ class _Task:
     updated_at: int = 0
     video_id: str = ""
     expired: bool = False
+    # Epoch ms at which each download of the clip began, and how many were sent in full.
+    downloads: list[int] = field(default_factory=list)
+    downloads_completed: int = 0
 
     @property
     def active(self) -> bool:
@@ -307,8 +315,20 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
-        if method != "HEAD":
+        if method == "HEAD":
+            return
+        if response.pace <= 0 or not response.body:
             self.wfile.write(response.body)
+        else:
+            # A slow CDN: the headers go at once, the bytes in slices spread over `pace`.
+            slices = max(1, min(50, int(response.pace / 0.05)))
+            step = -(-len(response.body) // slices)
+            for start in range(0, len(response.body), step):
+                time.sleep(response.pace / slices)
+                self.wfile.write(response.body[start : start + step])
+                self.wfile.flush()
+        if response.on_sent is not None:
+            response.on_sent()
 
     def log_message(self, format: str, *args: Any) -> None:
         self.server.simulator._log(f"{self.address_string()} {format % args}")
@@ -435,6 +455,7 @@ class Simulator:
         processing_after: float = 3.0,
         finish_after: float = 12.0,
         finish_spread: float = 0.0,
+        download_delay: float = 0.0,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if speed <= 0:
@@ -458,7 +479,13 @@ class Simulator:
         self._lost_create = 0.0
         self._unreachable = False
         self._concurrency: int | None = None
-        self.set_faults(fault_5xx=fault_5xx, lost_create=lost_create, concurrency=concurrency)
+        self._download_delay = 0.0
+        self.set_faults(
+            fault_5xx=fault_5xx,
+            lost_create=lost_create,
+            concurrency=concurrency,
+            download_delay=download_delay,
+        )
         # Separate generators: fault draws stay reproducible whatever ids are generated.
         self._fault_rng = random.Random(seed)
         self._id_rng = random.Random(None if seed is None else seed + 1)
@@ -574,11 +601,15 @@ class Simulator:
         lost_create: float | None = None,
         unreachable: bool | None = None,
         concurrency: int | None = _UNSET,
+        download_delay: float | None = None,
     ) -> None:
-        """Change fault injection live. ``concurrency=None`` removes the limit."""
+        """Change fault injection live. ``concurrency=None`` removes the limit;
+        ``download_delay`` is the seconds (simulator clock) a clip's download takes."""
         for name, value in (("fault_5xx", fault_5xx), ("lost_create", lost_create)):
             if value is not None and not (_is_number(value) and 0 <= value <= 1):
                 raise ValueError(f"{name} must be a probability between 0 and 1")
+        if download_delay is not None and not (_is_number(download_delay) and download_delay >= 0):
+            raise ValueError("download_delay must be a number of seconds, 0 or more")
         bad_limit = not isinstance(concurrency, int) or isinstance(concurrency, bool)
         if concurrency not in (_UNSET, None) and (bad_limit or concurrency < 1):
             raise ValueError("concurrency must be a positive integer or None")
@@ -593,6 +624,8 @@ class Simulator:
                 self._unreachable = unreachable
             if concurrency is not _UNSET:
                 self._concurrency = concurrency
+            if download_delay is not None:
+                self._download_delay = float(download_delay)
 
     def expire_results(self, task_id: str) -> None:
         """From now on the task's video URL answers 404, like a clip past its 30 days."""
@@ -626,6 +659,7 @@ class Simulator:
                     "lost_create": self._lost_create,
                     "unreachable": self._unreachable,
                     "concurrency": self._concurrency,
+                    "download_delay": self._download_delay,
                 },
             }
 
@@ -846,8 +880,20 @@ class Simulator:
             if task is None or task.status != "succeed" or task.expired:
                 return not_found
             variant = (task.duration, task.aspect_ratio)
+            delay = self._download_delay / self.speed
+            if method == "GET":
+                task.downloads.append(_now_ms())
         clip = _clip(*variant)
-        return _ranged(clip, headers.get("Range"))
+        response = _ranged(clip, headers.get("Range"))
+        if method == "GET" and response.body:
+            # A range takes its share of the whole clip's time.
+            response.pace = delay * len(response.body) / len(clip)
+            response.on_sent = functools.partial(self._download_sent, task)
+        return response
+
+    def _download_sent(self, task: _Task) -> None:
+        with self._lock:
+            task.downloads_completed += 1
 
     def _handle_sim(self, method: str, path: str, body: bytes) -> _Response:
         try:
@@ -857,7 +903,7 @@ class Simulator:
         if path == "/_sim/state" and method == "GET":
             return _json_response(200, self.state())
         if path == "/_sim/faults" and method == "POST":
-            allowed = {"fault_5xx", "lost_create", "unreachable", "concurrency"}
+            allowed = {"fault_5xx", "lost_create", "unreachable", "concurrency", "download_delay"}
             if not isinstance(payload, dict) or set(payload) - allowed:
                 return _json_response(400, {"error": f"keywords allowed: {sorted(allowed)}"})
             try:
@@ -892,6 +938,8 @@ class Simulator:
             "key_id": key_id(task.key),
             "request": copy.deepcopy(task.request),  # the create body as the client sent it
             "expired": task.expired,
+            "downloads": list(task.downloads),  # epoch ms at which each download began
+            "downloads_completed": task.downloads_completed,
         }
         return data
 

@@ -9,6 +9,8 @@ urlpatterns = [
     path("mine/", gallery.my_generations, name="my-generations"),
     path("mine/view/<uuid:public_id>/", gallery.mine_view, name="mine-view"),
     path("gallery/view/<uuid:public_id>/", gallery.gallery_view, name="gallery-view"),
+    path("mine/selected/", gallery.my_generations_bulk, name="my-generations-bulk"),
+    path("gallery/selected/", gallery.gallery_bulk, name="gallery-bulk"),
     path("mine/clips.zip", gallery.my_generations_zip, name="my-generations-zip"),
     path("g/<uuid:public_id>/", gallery.generation_detail, name="generation-detail"),
     path(

@@ -229,7 +229,9 @@ def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
         context = gallery.detail_context(request, gen)
         return render(request, "generations/generation_detail.html#detail-body", context)
     _with_queue_positions([gen])
-    return render(request, "generations/studio.html#generation-card", {"generation": gen})
+    # A card in a gallery keeps its tick box (`pick`) as it moves on.
+    context = {"generation": gen, "pick": request.GET.get("pick") == "1"}
+    return render(request, "generations/studio.html#generation-card", context)
 
 
 @require_GET

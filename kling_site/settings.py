@@ -185,10 +185,8 @@ if Q_BROKER == "redis" and not REDIS_URL:
 Q_CLUSTER = {
     "name": "kling",
     "workers": env_int("Q_WORKERS", 2),
-    # A task is a bounded step (a dispatch, a pump run of ~10 s, one poll, one download and
-    # poster): 10 minutes is far above the slowest (a 200 MB download at 1 MB/s), and a stuck
-    # one is killed. Equal to lifecycle.ARCHIVE_LEASE, so a killed download's row is free
-    # again when its worker is gone.
+    # Tasks are scheduled upkeep (the key probe); the lifecycle runs in the engine beside
+    # each worker's task loop (generations/lifecycle/engine.py). A stuck task is killed.
     "timeout": 600,
     # The ORM broker re-delivers a task whose lease ran out: the lease must outlast the
     # timeout plus time spent queued in a worker's memory (at most queue_limit tasks, each
@@ -202,7 +200,8 @@ Q_CLUSTER = {
     # worker died. Two more tries, then the sweeper owns it (the default 0 retries forever).
     "max_attempts": 3,
     # A worker is replaced after this many tasks (django-q2's default), so a slow leak
-    # can't grow for ever; its pump thread finishes its pass first (generations/signals.py).
+    # can't grow for ever; its engine finishes its pass and its downloads first
+    # (generations/signals.py).
     "recycle": 500,
     "catch_up": False,  # a missed minute of sweeping needs one sweep, not a backlog
     "save_limit": 500,
@@ -215,6 +214,9 @@ if Q_BROKER == "orm":
     Q_CLUSTER["orm"] = "default"
 else:
     Q_CLUSTER["redis"] = REDIS_URL
+# Clips each worker process downloads at once (generations/lifecycle/engine.py); 0: the
+# default (lifecycle.base.STORE_THREADS_DEFAULT).
+KLING_STORE_THREADS = env_int("KLING_STORE_THREADS", 0)
 # Divides the lifecycle's leases, backoffs and poll delays (generations/lifecycle/base.py). 1 in
 # production; the fault tests run a 20x simulator and raise it alike, so a killed worker's
 # claims run out in seconds rather than minutes.

@@ -21,11 +21,12 @@ def make_generation(owner, **fields) -> Generation:
 
 
 def drive(gen: Generation, timeout: float = 10.0) -> Generation:
-    """Run pump passes (as the cluster would) until the row is terminal."""
+    """Run pump passes and store clips (as the engine would) until the row is terminal."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         Generation.objects.filter(pk=gen.pk).update(next_attempt_at=lifecycle.now())
         lifecycle.pump_pass()
+        lifecycle.store_due()
         gen.refresh_from_db()
         if gen.is_terminal:
             return gen

@@ -6,11 +6,13 @@ with SIGKILL and start it again.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -33,9 +35,11 @@ def database_url() -> str:
 class Cluster:
     """One `manage.py qcluster` process group; every start appends to one log file."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], name: str = "") -> None:
         self.env = env
-        self.log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)  # noqa: SIM115 (outlives this call)
+        self.name = name
+        prefix = f"qcluster-{name}-" if name else "qcluster-"
+        self.log = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)  # noqa: SIM115 (outlives this call)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -86,11 +90,48 @@ class Cluster:
         self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
+        """Close the log and delete it, unless `keep` (a failed fleet test keeps its logs
+        for diagnosis and names them) or KLING_TEST_KEEP_CLUSTER_LOGS is set."""
         self.log.close()
         if os.environ.get("KLING_TEST_SHOW_CLUSTER_LOG"):
             print(Path(self.log.name).read_text(errors="replace"))
+        if keep or os.environ.get("KLING_TEST_KEEP_CLUSTER_LOGS"):
+            print(f"cluster {self.name} log kept: {self.log.name}")
+            return
         os.unlink(self.log.name)
+
+    def work(self) -> Counter:
+        """What this cluster did, from its own log: upstream requests (creates, reads,
+        downloads: httpx's lines, logged with tests.cluster_settings) and lifecycle events
+        (the `generations.events` logger: submitted, stored, failed, ...)."""
+        return work_counts(self.output())
+
+    def downloads_started(self) -> list[str]:
+        """Task ids of the clips this cluster began to download (one per request)."""
+        return DOWNLOAD_LINE.findall(self.output())
+
+
+REQUEST_LINE = re.compile(r"HTTP Request: (GET|POST) (\S+)")
+DOWNLOAD_LINE = re.compile(r"HTTP Request: GET \S+/media/([^/\s]+)\.mp4")
+EVENT_LINE = re.compile(r" generations\.events: generation \d+(?: \(task [^)]*\))? (\w+)")
+
+
+def work_counts(log: str) -> Counter:
+    """Requests and lifecycle events counted in one cluster's log (see Cluster.work)."""
+    counts: Counter = Counter()
+    for line in log.splitlines():
+        if match := REQUEST_LINE.search(line):
+            method, url = match.groups()
+            if "/media/" in url:
+                counts["downloads"] += 1
+            elif method == "POST":
+                counts["creates"] += 1
+            else:
+                counts["reads"] += 1  # by task id, or a look-up by external_task_id
+        elif match := EVENT_LINE.search(line):
+            counts[match.group(1)] += 1
+    return counts
 
 
 def process_tree(root: int) -> list[int]:

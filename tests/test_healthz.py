@@ -8,8 +8,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from generations import heartbeat, lifecycle
+from generations import heartbeat
 from generations.heartbeat import ClusterHeartbeat
+from generations.lifecycle.engine import run_pump
 from generations.models import Status
 
 from .factories import make_generation
@@ -120,9 +121,9 @@ def test_beats_are_throttled_per_process():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_pump_thread_beats():
+def test_the_engine_beats():
     stop = threading.Event()
-    pump = threading.Thread(target=lifecycle.pump_forever, args=(stop,))
+    pump = threading.Thread(target=run_pump, args=(stop,))
     pump.start()
     try:
         wait_for(ClusterHeartbeat.objects.exists, timeout=10, message="a heartbeat")

@@ -6,7 +6,7 @@ import pytest
 
 from generations import archive, lifecycle
 from generations.cometapi import CometAPIClient, RemoteTask
-from generations.lifecycle import pump
+from generations.lifecycle import engine
 from generations.models import ApiKey, Generation, Status
 from tests.factories import drive, make_generation
 
@@ -136,9 +136,7 @@ def test_remote_state_never_moves_backwards(cometapi, alice):
     assert gen.status == Status.PROCESSING
 
 
-def test_an_unconfirmed_terminal_state_does_not_finish_a_job(
-    cometapi, alice, django_capture_on_commit_callbacks
-):
+def test_an_unconfirmed_terminal_state_does_not_finish_a_job(cometapi, alice):
     gen = queued(alice)
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
@@ -152,11 +150,10 @@ def test_an_unconfirmed_terminal_state_does_not_finish_a_job(
         units=None,
         updated_at_ms=None,
     )
-    with django_capture_on_commit_callbacks() as callbacks:
-        lifecycle.push_received(gen, forged)
+    assert lifecycle.push_received(gen, forged)
     gen.refresh_from_db()
-    assert gen.status == Status.SUBMITTED  # only our own read may end it
-    assert len(callbacks) == 1  # ...which is enqueued at once
+    assert gen.status == Status.SUBMITTED  # only our own read may end it...
+    assert gen.next_attempt_at <= lifecycle.now()  # ...which the pump's next pass makes
 
 
 def test_cancel_in_flight_says_the_charge_stands(cometapi, alice):
@@ -293,7 +290,7 @@ def test_a_failed_download_is_retried_later(cometapi, alice):
         remote_status="succeed",
         remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
     )
-    assert lifecycle.archive_result(gen.pk)
+    assert lifecycle.store_clip(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Status.PROCESSING and gen.claimed_until is None
     assert gen.next_attempt_at > lifecycle.now()
@@ -313,21 +310,21 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
     monkeypatch.setattr(archive, "extract_poster", disk_full)
     monkeypatch.setattr(CometAPIClient, "download", lambda *a, **k: None)
     with pytest.raises(OSError):
-        lifecycle.archive_result(gen.pk)
+        lifecycle.store_clip(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Status.PROCESSING and gen.claimed_until is None
     wait = (gen.next_attempt_at - lifecycle.now()).total_seconds()
     assert 0 < wait <= lifecycle.scaled(lifecycle.ARCHIVE_RETRY).total_seconds()
 
 
-# -- the pump
+# -- the engine: leases, claims and their heartbeat
 
 
 def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
-    import socket
     import subprocess
     from datetime import timedelta
 
+    from generations.lifecycle import leases
     from generations.models import WorkerLease
 
     dead = subprocess.Popen(["true"])
@@ -335,19 +332,160 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
     WorkerLease.objects.create(
         name="pump",
         held_until=lifecycle.now() + timedelta(minutes=5),
-        holder=f"{socket.gethostname()}:{dead.pid}:1",
+        holder=f"{leases.node_name()}:{dead.pid}:1",
     )
     assert lifecycle.take_lease("pump", timedelta(seconds=30))
     # A live holder on another machine keeps it until its lease runs out.
     WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1:1")
     assert not lifecycle.take_lease("pump", timedelta(seconds=30))
+    WorkerLease.objects.filter(name="pump").update(held_until=lifecycle.now())
+    assert lifecycle.take_lease("pump", timedelta(seconds=30))
+
+
+def test_a_live_process_on_this_machine_is_not_taken_for_dead(db):
+    import os
+
+    from generations.lifecycle import leases
+
+    parent = f"{leases.node_name()}:{os.getppid()}:"
+    import psutil
+
+    started = int(psutil.Process(os.getppid()).create_time() * 100)
+    assert not leases.is_dead_local(parent + str(started))
+    assert leases.is_dead_local(parent + str(started + 1))  # its pid, reused by another
+    assert not leases.is_dead_local("another-machine:1:1")
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat writes from its own thread
+def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice, settings):
+    """A claim lasts CLAIM_TTL past its holder's last heartbeat: renewed while the step runs,
+    however long, and free soon after the holder stops (a machine that died)."""
+    from generations.lifecycle import leases
+
+    settings.KLING_LIFECYCLE_SPEED = 10.0  # a 3 s claim (the floor), beats every second
+    gen = queued(alice)
+    t = lifecycle.now()
+    Generation.objects.filter(pk=gen.pk).update(status=Status.SUBMITTING, **leases.claim_fields(t))
+    with leases.holding(gen.pk):
+        time.sleep(4.5)  # longer than the claim: the heartbeat renews it
+        gen.refresh_from_db()
+        assert gen.claimed_until > lifecycle.now()
+        assert gen.claimed_by == leases.holder()
+    time.sleep(3.5)  # no heartbeat now: as if the process had died
+    gen.refresh_from_db()
+    assert gen.claimed_until < lifecycle.now()
+    assert Generation.objects.filter(pk=gen.pk).unclaimed(lifecycle.now()).exists()
+
+
+def test_another_holders_claim_is_not_renewed(db, alice, settings):
+    from datetime import timedelta
+
+    from generations.lifecycle import leases
+
+    gen = queued(alice)
+    until = lifecycle.now() + timedelta(seconds=5)
+    Generation.objects.filter(pk=gen.pk).update(claimed_until=until, claimed_by="elsewhere:1:1")
+    with leases.holding(gen.pk):
+        leases.keeper.beat()
+    gen.refresh_from_db()
+    assert gen.claimed_until == until
+
+
+def test_a_submit_whose_holder_died_is_redriven_once_its_claim_runs_out(cometapi, alice):
+    """The dead holder may have sent the create: the re-drive looks it up first, so the task
+    is created upstream exactly once."""
+    from datetime import timedelta
+
+    gen = queued(alice)
+    cometapi.set_faults(lost_create=1.0)  # the create reaches Kling, the answer is lost...
+    lifecycle.submit(gen.pk)
+    cometapi.set_faults(lost_create=0.0)
+    # ...and the process "dies" holding the claim (as if killed before it could requeue).
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.SUBMITTING,
+        claimed_by="dead-machine:1:1",
+        claimed_until=lifecycle.now() + timedelta(seconds=20),
+    )
+    lifecycle.dispatch()
+    gen.refresh_from_db()
+    assert gen.status == Status.SUBMITTING  # still held: nobody else touches it
+    Generation.objects.filter(pk=gen.pk).update(claimed_until=lifecycle.now())
+    lifecycle.dispatch()
+    gen.refresh_from_db()
+    assert gen.status in (Status.SUBMITTED, Status.PROCESSING) and gen.task_id
+    assert cometapi.create_count(gen.external_task_id) == 1
+
+
+def test_a_clip_held_by_a_live_claim_is_not_stored_twice(cometapi, alice):
+    from datetime import timedelta
+
+    gen = queued(alice)
+    lifecycle.submit(gen.pk)
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.PROCESSING,
+        remote_status="succeed",
+        remote_video_url="https://x/c.mp4",
+        claimed_by="another-machine:1:1",
+        claimed_until=lifecycle.now() + timedelta(seconds=20),
+    )
+    assert not lifecycle.store_clip(gen.pk)
+    assert lifecycle.store_due() == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_that_ends_lets_its_pump_finish_the_pass(monkeypatch, tmp_path):
+def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
+    """Every engine stores several clips at once: 8 clips whose downloads take 1 s each are
+    all under way together."""
+    import threading
+
+    from generations.lifecycle import store
+
+    gens = [queued(alice, prompt=f"clip {i}") for i in range(8)]
+    for gen in gens:
+        lifecycle.submit(gen.pk)
+        gen.refresh_from_db()
+        Generation.objects.filter(pk=gen.pk).update(
+            status=Status.PROCESSING,
+            remote_status="succeed",
+            remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
+        )
+    at_once, peak, lock = 0, 0, threading.Lock()
+    real_download = CometAPIClient.download
+
+    def slow_download(self, *args, **kwargs):
+        nonlocal at_once, peak
+        with lock:
+            at_once += 1
+            peak = max(peak, at_once)
+        time.sleep(1.0)
+        try:
+            return real_download(self, *args, **kwargs)
+        finally:
+            with lock:
+                at_once -= 1
+
+    monkeypatch.setattr(CometAPIClient, "download", slow_download)
+    stop = threading.Event()
+    loop = threading.Thread(target=store.StoreLoop(8).run, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if Generation.objects.filter(status=Status.SUCCEEDED).count() == 8:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert Generation.objects.filter(status=Status.SUCCEEDED).count() == 8
+    assert peak >= 6, f"only {peak} downloads ran at once"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_ends_lets_its_engine_finish_its_work(monkeypatch, tmp_path):
     """django-q2 recycles a worker every `recycle` tasks and stops them with the cluster:
-    the pump thread in it must end its pass (a create, a download) rather than die in it
-    and leave the row claimed until its lease runs out."""
+    the engine in it must end its pass (a create, a download) rather than die in it and
+    leave the row claimed until its claim runs out."""
     import multiprocessing
 
     from django.db import connection
@@ -364,11 +502,11 @@ def test_a_worker_that_ends_lets_its_pump_finish_the_pass(monkeypatch, tmp_path)
         return 1
 
     def worker() -> None:  # what a django-q2 worker does: post_spawn, tasks, return
-        signals.start_pump(sender="django_q", proc_name="Process-test")
+        signals.start_engine(sender="django_q", proc_name="Process-test")
         while not started.exists():
             time.sleep(0.01)
 
-    monkeypatch.setattr(pump, "pump_pass", slow_pass)
+    monkeypatch.setattr(engine, "pump_pass", slow_pass)
     connection.close()  # the child must not share this process's connection
     child = multiprocessing.get_context("fork").Process(target=worker)
     child.start()
@@ -380,28 +518,8 @@ def test_a_worker_that_ends_lets_its_pump_finish_the_pass(monkeypatch, tmp_path)
     assert not lifecycle.pump_is_running()
 
 
-def test_the_pump_stops_when_nothing_is_left(db):
-    assert lifecycle.run_pump(run_for=5) is False
-
-
-def test_duplicate_pump_schedules_are_repaired_not_fatal(db):
-    """Workers spawning together on PostgreSQL once inserted a schedule each; a later
-    get() then raised in every new worker, and the cluster never ran a task again."""
+def test_the_pump_schedule_is_gone(db):
+    """Every worker process runs the engine: no one-minute sweeper task is needed."""
     from django_q.models import Schedule
 
-    from generations.signals import PUMP_SCHEDULE, ensure_schedule
-
-    assert Schedule.objects.filter(name=PUMP_SCHEDULE).count() == 1  # made by migration 0005
-    first = Schedule.objects.get(name=PUMP_SCHEDULE)
-    Schedule.objects.create(
-        name=PUMP_SCHEDULE,
-        func="generations.tasks.pump",
-        schedule_type=Schedule.MINUTES,
-        minutes=1,
-        repeats=-1,
-    )
-    ensure_schedule()
-    assert list(Schedule.objects.filter(name=PUMP_SCHEDULE)) == [first]
-    Schedule.objects.all().delete()
-    ensure_schedule()
-    assert Schedule.objects.filter(name=PUMP_SCHEDULE).count() == 1
+    assert not Schedule.objects.filter(func="generations.tasks.pump").exists()

@@ -573,3 +573,50 @@ def test_finish_spread_varies_when_tasks_end() -> None:
         assert all(t["task_status"] == "succeed" for t in sim.tasks())
         # 1 s plus up to 4 s, at 50x: 20-100 ms, and not all the same.
         assert len(durations) > 6 and max(durations) - min(durations) > 20
+
+
+def test_download_delay_makes_the_cdn_slow_and_records_each_download() -> None:
+    """A clip's bytes trickle out over `download_delay` seconds of the simulator's clock
+    (here 20 s at 40x: half a second); the headers come at once, so a download is seen to
+    be under way. Each download's start is recorded on the task."""
+    with Simulator(speed=40.0, seed=2, download_delay=20.0) as sim, make_client(sim) as http:
+        task_id = create(http, external_task_id="slow-cdn").json()["data"]["task_id"]
+        url = wait_status(http, task_id, "succeed")["task_result"]["videos"][0]["url"]
+        assert http.head(url).status_code == 200  # no body, no wait, not a download
+
+        began = time.monotonic()
+        with http.stream("GET", url) as response:
+            first_headers = time.monotonic() - began
+            body = response.read()
+        took = time.monotonic() - began
+
+        assert response.status_code == 200 and body[4:8] == b"ftyp"
+        assert first_headers < 0.3 < 0.45 <= took < 3.0
+        partial = http.get(url, headers={"Range": "bytes=0-99"})  # a sliver: no real wait
+        assert partial.status_code == 206
+        (task,) = sim.tasks()
+        assert len(task["_sim"]["downloads"]) == 2
+        assert task["updated_at"] <= task["_sim"]["downloads"][0] <= time.time() * 1000
+        assert task["_sim"]["downloads_completed"] == 2
+        assert sim.state()["requests"]["download"] == 3  # HEAD counts as a request
+
+        # Live, over HTTP too; 0 serves at once again.
+        assert http.post("/_sim/faults", json={"download_delay": 0}).status_code == 200
+        assert sim.state()["faults"]["download_delay"] == 0
+        began = time.monotonic()
+        assert http.get(url).status_code == 200
+        assert time.monotonic() - began < 0.3
+        with pytest.raises(ValueError):
+            sim.set_faults(download_delay=-1)
+
+
+def test_a_download_cut_off_midway_is_not_counted_complete() -> None:
+    with Simulator(speed=20.0, seed=3, download_delay=40.0) as sim, make_client(sim) as http:
+        task_id = create(http).json()["data"]["task_id"]
+        url = wait_status(http, task_id, "succeed")["task_result"]["videos"][0]["url"]
+        with http.stream("GET", url) as response:
+            next(response.iter_raw(512))  # a first slice, then hang up
+        (task,) = sim.tasks()
+        assert len(task["_sim"]["downloads"]) == 1
+        time.sleep(0.3)
+        assert sim.tasks()[0]["_sim"]["downloads_completed"] == 0

@@ -10,7 +10,6 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ from ..cometapi import (
     RequestRejected,
     ResultExpired,
 )
-from ..models import IN_FLIGHT, Generation, Status
+from ..models import IN_FLIGHT, REMOTE_TERMINAL, Generation, RemoteStatus, Status
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,13 @@ log = logging.getLogger(__name__)
 # Durations below are in seconds of real time and divided by settings.KLING_LIFECYCLE_SPEED
 # (1 in production; the fault tests run a 20x simulator and shrink them alike).
 
-# A submit claim outlives the client's usual worst case (a look-up then a create, each with
-# 5 s connect and 30 s read timeouts); after it a crashed submit is re-driven. A submit that
-# still overruns it is safe too: the re-drive looks up before creating, and a create with an
-# external_task_id that exists is refused as a duplicate and adopted.
-SUBMIT_LEASE = 150.0
-# A download of the largest allowed clip on a slow link; equal to Q_CLUSTER's timeout, which
-# kills a task that runs longer.
-ARCHIVE_LEASE = 600.0
+# A claim on a row (a submit, a download) and the pump's lease last this long past their
+# holder's last heartbeat (leases.Keeper, every third of it). A holder that works longer (a
+# 200 MB download, a create that waits 30 s for its answer) keeps renewing; one that dies
+# (SIGKILL, a machine gone) loses them within this, and another worker resumes its work well
+# inside a minute. Redoing a step is safe: a re-driven submit looks its task up by
+# external_task_id before creating, and a clip is stored by one conditional UPDATE.
+CLAIM_TTL = 30.0
 # Kling's long tail runs past 10 minutes; ComfyUI needed about 68. Past this a task is read
 # once more and then called lost.
 LOST_AFTER = 70 * 60.0
@@ -73,25 +71,27 @@ RATE_LIMIT_BACKOFF = (2.0, 60.0)  # (base, cap)
 OUTAGE_BACKOFF = (4.0, 300.0)
 POLL_CONCURRENCY = 8  # parallel reads per pass: bounded so a backlog can't open 500 sockets
 POLL_BATCH = 200  # rows read per pass
-# The pump holds a lease it renews every pass; a pump that dies stops renewing and another
-# takes over when it runs out (at once, when the dead holder was on this machine).
-PUMP_LEASE = timedelta(seconds=30)
-# Seconds a pump task runs before handing over to a fresh one: short, because a stopping
-# cluster waits for its running tasks.
-PUMP_RUN_FOR = 10.0
 PUMP_IDLE_SLEEP = 0.5  # between passes that found nothing due: the poll/dispatch latency
-PUMP_STANDBY_SLEEP = 2.0  # a pump thread without the lease looks again this often
+PUMP_STANDBY_SLEEP = 2.0  # an engine without the pump's lease looks again this often
 # Work done per pass before the pump looks at everything else again, so a burst of 500 new
-# jobs or finished clips can't hold up polling.
+# jobs can't hold up polling.
 DISPATCH_PER_PASS = 50
-ARCHIVE_BUDGET = 2.0  # seconds of inline archiving per pass
+# Clips each worker process stores at once (download, then poster). Downloads wait on the
+# network, not the CPU: with 4 s per clip, 2 clusters of 2 workers store 32 at a time.
+STORE_THREADS_DEFAULT = 8
+STORE_IDLE_SLEEP = 1.0  # how often an idle store loop looks for finished clips
 
-RANK = {"submitted": 1, "processing": 2, "succeed": 3, "failed": 3}
+RANK = {
+    RemoteStatus.SUBMITTED: 1,
+    RemoteStatus.PROCESSING: 2,
+    RemoteStatus.SUCCEED: 3,
+    RemoteStatus.FAILED: 3,
+}
 # Rows that hold (or may hold) a concurrency slot on their key upstream: being submitted, in
 # flight and not yet seen finished, or back in our queue after a create whose outcome is
 # unknown (the task may exist and run). Rows being archived don't: their task has ended.
 HOLDS_SLOT = (
-    Q(status__in=[Status.SUBMITTING, *IN_FLIGHT]) & ~Q(remote_status__in=["succeed", "failed"])
+    Q(status__in=[Status.SUBMITTING, *IN_FLIGHT]) & ~Q(remote_status__in=REMOTE_TERMINAL)
 ) | Q(status=Status.QUEUED, create_sent=True)
 
 
@@ -155,17 +155,11 @@ def next_read_delay(gen: Generation) -> timedelta:
     return scaled(schedule[min(gen.poll_count, len(schedule) - 1)])
 
 
-def enqueue(func: str, *args) -> None:
-    """Hand a step to the cluster once the current transaction has committed."""
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task(f"generations.tasks.{func}", *args))
-
-
 def fail(gen: Generation, code: str, message: str) -> None:
     changed = Generation.objects.filter(
         pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]
     ).update(
+        claimed_by="",
         status=Status.FAILED,
         finished_at=now(),
         claimed_until=None,

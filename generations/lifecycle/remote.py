@@ -15,7 +15,7 @@ from ..cometapi import (
     RemoteTask,
     TaskNotFound,
 )
-from ..models import IN_FLIGHT, ApiKey, Generation, Status
+from ..models import IN_FLIGHT, ApiKey, Generation, RemoteStatus, Status
 from .base import (
     LOST_AFTER,
     LOST_GRACE,
@@ -23,7 +23,6 @@ from .base import (
     POLL_BATCH,
     POLL_CONCURRENCY,
     RANK,
-    enqueue,
     event,
     fail,
     member_message,
@@ -32,8 +31,7 @@ from .base import (
     scaled,
 )
 from .keys import SecretUnreadable, key_of, mark_key_unhealthy, secret_or_error
-from .leases import pump_is_running
-from .store import archive_result
+from .store import clip_finished, store_clip
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +50,12 @@ def push_received(gen: Generation, remote: RemoteTask) -> bool:
         log.warning("generation %s: pushed task %s is not ours", gen.pk, remote.task_id)
         return False
     t = now()
-    live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
-        remote_status="succeed"
-    )  # being archived: nothing left to learn
+    live = Generation.objects.live().filter(pk=gen.pk)
     if RANK.get(remote.status, 0) <= RANK.get(gen.remote_status, 0):
         live.update(last_push_at=t)
         return False
-    changed = live.update(next_attempt_at=t, last_push_at=t)
-    # The running pump's next pass reads it (no task to queue behind others); with no pump
-    # running, a task does.
-    if changed and not pump_is_running():
-        enqueue("poll_generation", gen.pk)
-    return bool(changed)
+    # The pump's next pass reads it: within a second while a cluster runs.
+    return bool(live.update(next_attempt_at=t, last_push_at=t))
 
 
 def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
@@ -82,9 +74,7 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
     if rank is None:
         log.warning("generation %s: unknown remote status %r", gen.pk, remote.status)
         return False
-    live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
-        remote_status="succeed"
-    )  # being archived: nothing left to learn
+    live = Generation.objects.live().filter(pk=gen.pk)
     t = now()
     common = {"remote_status": remote.status, "remote_updated_at_ms": remote.updated_at_ms}
     if remote.task_id:
@@ -98,12 +88,12 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
                 | Q(remote_updated_at_ms__lte=remote.updated_at_ms)
             )
         live = live.exclude(remote_status__in=[s for s, r in RANK.items() if r > rank])
-        status = Status.PROCESSING if remote.status == "processing" else Status.SUBMITTED
+        status = Status.PROCESSING if remote.status == RemoteStatus.PROCESSING else Status.SUBMITTED
         # From SUBMITTING only the submit step moves a row on; a read racing it just
         # records what it saw.
         changed = (
             live.filter(status__in=IN_FLIGHT)
-            .exclude(status=Status.PROCESSING, remote_status="processing")
+            .exclude(status=Status.PROCESSING, remote_status=RemoteStatus.PROCESSING)
             .update(status=status, **common)
         )
         if not changed:
@@ -111,11 +101,12 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         if changed and remote.status != gen.remote_status:
             event(gen, "status", remote.status, task_id=remote.task_id)
         return bool(changed)
-    if remote.status == "failed":
+    if remote.status == RemoteStatus.FAILED:
         changed = live.update(
             status=Status.FAILED,
             finished_at=t,
             claimed_until=None,
+            claimed_by="",
             error_code="task_failed",
             error_message=remote.status_msg or "Kling reported that the generation failed.",
             units=remote.units,
@@ -134,23 +125,25 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
         units=remote.units,
         next_attempt_at=t,
         claimed_until=None,
+        claimed_by="",
         **common,
     )
     if changed:
         event(gen, "status", "succeed (storing the clip)", task_id=remote.task_id)
+        clip_finished.set()
     return bool(changed)
 
 
 def poll(gen_id: int) -> None:
-    """Read one in-flight task, apply what CometAPI says, and if it has finished, archive it
-    here and now (the confirming read after a terminal callback: the fast path)."""
+    """Read one in-flight task, apply what CometAPI says, and if it has finished, store the
+    clip here and now."""
     gen = Generation.objects.filter(pk=gen_id).first()
     if gen is None or gen.status not in IN_FLIGHT:
         return
-    if gen.remote_status != "succeed":
+    if gen.remote_status != RemoteStatus.SUCCEED:
         _schedule_next_polls([gen])
         _apply_read(gen, _read(gen, secret_or_error(key_of(gen), gen.key_version)))
-    archive_result(gen_id)  # claims nothing unless the task succeeded
+    store_clip(gen_id)  # claims nothing unless the task succeeded
 
 
 def _schedule_next_polls(gens: list[Generation]) -> None:
@@ -212,15 +205,10 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
 
 
 def poll_due(limit: int = POLL_BATCH) -> int:
-    """One pass over the in-flight rows whose poll is due: reads run concurrently (bounded),
-    database writes stay on this thread. Tasks found finished are handed to the workers for
-    archiving (the pump archives some itself too)."""
-    due = list(
-        Generation.objects.filter(status__in=IN_FLIGHT)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now()))
-        .exclude(remote_status="succeed")
-        .order_by("next_attempt_at")[:limit]
-    )
+    """One pass over the in-flight rows whose read is due: reads run concurrently (bounded),
+    database writes stay on this thread. Clips found finished are stored by the engines'
+    store loops."""
+    due = list(Generation.objects.to_read().due(now()).order_by("next_attempt_at")[:limit])
     if not due:
         return 0
     _schedule_next_polls(due)
@@ -240,6 +228,4 @@ def poll_due(limit: int = POLL_BATCH) -> int:
         )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
-        if isinstance(result, RemoteTask) and result.status == "succeed":
-            enqueue("archive_generation", gen.pk)
     return len(due)

@@ -3,27 +3,25 @@
 import logging
 import random
 import tempfile
-import time
-from collections.abc import Iterable
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import DatabaseError
-from django.db.models import Q
+from django.db import DatabaseError, close_old_connections, connection
 
 from .. import archive
 from ..cometapi import (
     CometAPIError,
 )
-from ..models import IN_FLIGHT, Generation, Status
+from ..models import Generation, Status
 from .base import (
-    ARCHIVE_BUDGET,
     ARCHIVE_GIVE_UP,
-    ARCHIVE_LEASE,
     ARCHIVE_RETRY,
+    STORE_IDLE_SLEEP,
     event,
     fail,
     member_message,
@@ -32,31 +30,32 @@ from .base import (
     speed,
 )
 from .keys import download_client
+from .leases import claim_fields, holding
 
 log = logging.getLogger(__name__)
 
+# Set when a read in this process finds a clip finished upstream: this process's StoreLoop
+# starts on it at once instead of at its next look.
+clip_finished = threading.Event()
 
-def archive_result(gen_id: int) -> bool:
+
+def store_clip(gen_id: int) -> bool:
     """Copy the finished clip into our storage, make a poster, then mark it succeeded.
     Returns False if there was nothing to claim (not finished, or another worker has it)."""
     t = now()
-    claimed = Generation.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=t),
-        pk=gen_id,
-        status__in=IN_FLIGHT,
-        remote_status="succeed",
-    ).update(claimed_until=t + scaled(ARCHIVE_LEASE))
+    claimed = Generation.objects.to_store().unclaimed(t).filter(pk=gen_id).update(**claim_fields(t))
     if claimed != 1:
         return False
     try:
-        _store_clip(Generation.objects.get(pk=gen_id))
+        with holding(gen_id):
+            _store_clip(Generation.objects.get(pk=gen_id))
     except Exception:
         # Anything unforeseen (the database busy past its timeout, a full disk): give the
-        # claim back so the clip is tried again in a minute, not when the ten-minute lease
-        # runs out. If the database itself is down, the lease still does it.
+        # claim back so the clip is tried again in a minute. If the database itself is
+        # down, the claim runs out by itself once the heartbeat stops renewing it.
         with suppress(DatabaseError):
-            Generation.objects.filter(pk=gen_id, status__in=IN_FLIGHT).update(
-                claimed_until=None, next_attempt_at=now() + scaled(ARCHIVE_RETRY)
+            Generation.objects.in_flight().filter(pk=gen_id).update(
+                claimed_until=None, claimed_by="", next_attempt_at=now() + scaled(ARCHIVE_RETRY)
             )
         raise
     return True
@@ -87,15 +86,18 @@ def _store_clip(gen: Generation) -> None:
         with video_path.open("rb") as v, poster_path.open("rb") as p:
             gen.video.save(f"{name}.mp4", File(v), save=False)
             gen.poster.save(f"{name}.jpg", File(p), save=False)
-    changed = Generation.objects.filter(
-        pk=gen.pk, status__in=IN_FLIGHT, remote_status="succeed"
-    ).update(
-        status=Status.SUCCEEDED,
-        video=gen.video.name,
-        poster=gen.poster.name,
-        video_duration=duration or gen.video_duration,
-        finished_at=now(),
-        claimed_until=None,
+    changed = (
+        Generation.objects.to_store()
+        .filter(pk=gen.pk)
+        .update(
+            status=Status.SUCCEEDED,
+            video=gen.video.name,
+            poster=gen.poster.name,
+            video_duration=duration or gen.video_duration,
+            finished_at=now(),
+            claimed_until=None,
+            claimed_by="",
+        )
     )
     if not changed:  # cancelled or finished meanwhile: don't leave orphan files
         gen.video.delete(save=False)
@@ -117,30 +119,71 @@ def _archive_failed(gen: Generation, exc: CometAPIError) -> None:
         return
     delay = min(300.0, max(2.0, since / 4)) * random.uniform(0.5, 1.0) / speed()
     Generation.objects.filter(pk=gen.pk).update(
-        claimed_until=None, next_attempt_at=t + timedelta(seconds=delay)
+        claimed_until=None, claimed_by="", next_attempt_at=t + timedelta(seconds=delay)
     )
     event(
         gen, "retrying", f"download will be retried in {delay:.0f} s: {exc}", level=logging.WARNING
     )
 
 
-def _due_archives(t: datetime) -> Iterable[int]:
-    return (
-        Generation.objects.filter(status__in=IN_FLIGHT, remote_status="succeed")
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=t))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=t))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:50]
+def due_clips(limit: int) -> list[int]:
+    """Finished clips nobody is storing, oldest first."""
+    t = now()
+    return list(
+        Generation.objects.to_store()
+        .unclaimed(t)
+        .due(t)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
     )
 
 
-def archive_due(budget: float = ARCHIVE_BUDGET) -> int:
-    """Archive finished clips inline for up to `budget` seconds; archive tasks run the same
-    rows on the other workers, and the claim keeps each row to one of them."""
-    deadline = time.monotonic() + budget
-    done = 0
-    for gen_id in _due_archives(now()):
-        if time.monotonic() > deadline:
-            break
-        done += archive_result(gen_id)
-    return done
+def store_due(limit: int = 50) -> int:
+    """Store due clips one after another in this thread (what tests and `drive` use; the
+    engine stores concurrently with StoreLoop). Returns how many were stored or tried."""
+    return sum(store_clip(gen_id) for gen_id in due_clips(limit))
+
+
+class StoreLoop:
+    """One worker process's share of storing clips: a pool of `threads` downloads, fed by
+    this loop with whatever finished clips it can claim. Every worker process of every
+    cluster runs one, so they share the clips through their claims, and a cluster added on
+    another machine adds downloads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+
+    def run(self, stop: threading.Event) -> None:
+        running: set[Future] = set()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="kling-store") as pool:
+            while not stop.is_set():
+                running = {f for f in running if not f.done()}
+                free = self.threads - len(running)
+                started = 0
+                if free > 0:
+                    try:
+                        close_old_connections()
+                        candidates = due_clips(free * 2)
+                        # Machines looking at once start from different ends of the list.
+                        random.shuffle(candidates)
+                        for gen_id in candidates[:free]:
+                            running.add(pool.submit(self._store, gen_id))
+                            started += 1
+                    except Exception:
+                        log.exception("could not look for finished clips")
+                if not started:
+                    clip_finished.wait(STORE_IDLE_SLEEP)
+                    clip_finished.clear()
+                else:
+                    # Let the started ones claim before looking again.
+                    stop.wait(0.05)
+            # Stopping (the worker exits): let the downloads under way finish, start no more.
+
+    @staticmethod
+    def _store(gen_id: int) -> None:
+        try:
+            store_clip(gen_id)
+        except Exception:
+            log.exception("generation %s: storing the clip failed", gen_id)
+        finally:
+            connection.close()  # a pool thread holds no idle connection between clips

@@ -22,10 +22,8 @@ from ..models import IN_FLIGHT, Generation, Status
 from .base import (
     OUTAGE_BACKOFF,
     RATE_LIMIT_BACKOFF,
-    SUBMIT_LEASE,
     WAIT_RECHECK,
     backoff,
-    enqueue,
     event,
     first_read_delay,
     member_message,
@@ -34,6 +32,7 @@ from .base import (
     speed,
 )
 from .keys import SecretUnreadable, client_for, key_of, mark_key_unhealthy, pick_key
+from .leases import claim_fields, holding
 from .remote import apply_remote
 
 log = logging.getLogger(__name__)
@@ -56,8 +55,8 @@ def create_generations(owner, jobs: list[dict]) -> list[Generation]:
             Generation.objects.create(owner=owner, price_usd=price, **params)
             for params, price in zip(jobs, prices, strict=True)
         ]
+        # The pump dispatches them within a second (engine.py): no task to enqueue.
         for gen in gens:
-            enqueue("submit_generation", gen.pk)
             event(gen, "queued", model=gen.model_name, owner=gen.owner_id)
     return gens
 
@@ -111,7 +110,7 @@ def claim_for_submit(gen_id: int) -> Generation | None:
             status=Status.SUBMITTING,
             api_key=key,
             key_version=keypool.version_for_claim(gen, key),
-            claimed_until=t + scaled(SUBMIT_LEASE),
+            **claim_fields(t),
             submit_attempts=F("submit_attempts") + 1,
             wait_reason="",
         )
@@ -126,7 +125,8 @@ def submit(gen_id: int) -> None:
     if gen is None:
         return
     try:
-        remote = _find_or_create(gen)
+        with holding(gen.pk):
+            remote = _find_or_create(gen)
     except CometAPIError as exc:
         _submit_failed(gen, exc)
         return
@@ -136,6 +136,7 @@ def submit(gen_id: int) -> None:
         task_id=remote.task_id,
         submitted_at=t,
         claimed_until=None,
+        claimed_by="",
         next_attempt_at=t + first_read_delay(),
         error_code="",
         error_message="",

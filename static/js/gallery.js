@@ -40,37 +40,6 @@ if (fold && window.matchMedia("(max-width: 700px)").matches && !fold.querySelect
   fold.open = false;
 }
 
-// Tiles: a muted preview while pointed at or focused; the clip itself opens in the viewer.
-function preview(tile, on) {
-  const video = tile.querySelector("video.tile-preview");
-  if (!video) return;
-  if (on) {
-    if (!video.src) video.src = video.dataset.src;
-    tile.classList.add("previewing");
-    video.play().catch(() => tile.classList.remove("previewing"));
-  } else {
-    tile.classList.remove("previewing");
-    video.pause();
-  }
-}
-const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-if (!reduceMotion) {
-  document.addEventListener("pointerover", (e) => {
-    const tile = e.target.closest?.(".tile-open");
-    if (tile && !tile.contains(e.relatedTarget)) preview(tile, true);
-  });
-  document.addEventListener("pointerout", (e) => {
-    const tile = e.target.closest?.(".tile-open");
-    if (tile && !tile.contains(e.relatedTarget)) preview(tile, false);
-  });
-  document.addEventListener("focusin", (e) => {
-    if (e.target.matches?.(".tile-open")) preview(e.target, true);
-  });
-  document.addEventListener("focusout", (e) => {
-    if (e.target.matches?.(".tile-open")) preview(e.target, false);
-  });
-}
-
 // The viewer: arrow keys and swipes step through the list, Escape closes. Each step is a
 // plain link, so the URL in the address bar is always the clip on screen.
 const viewer = document.getElementById("viewer");
@@ -98,4 +67,76 @@ if (viewer) {
     start = null;
     if (Math.abs(dx) > 60 && Math.abs(dx) > 2 * Math.abs(dy)) go(dx < 0 ? "next" : "prev");
   });
+}
+
+// Several clips at once: the cards' tick boxes belong to the bulk form. The bar shows only
+// while clips are ticked, with their count; shift-click ticks (or unticks) the range from
+// the last box clicked; each action asks once for the whole selection.
+const bulk = document.querySelector("form[data-bulk]");
+if (bulk) {
+  const picks = () => [...document.querySelectorAll('input.pick[form="bulk-form"]')];
+  const ticked = () => picks().filter((box) => box.checked);
+  const count = bulk.querySelector("[data-bulk-count]");
+  const clear = bulk.querySelector("[data-bulk-clear]");
+  const plural = (n) => `${n} clip${n === 1 ? "" : "s"}`;
+  bulk.classList.add("bulk-live");
+  bulk.querySelector("[data-bulk-then]").hidden = true;
+  clear.hidden = false;
+  const update = () => {
+    const n = ticked().length;
+    bulk.hidden = n === 0;
+    count.textContent = `${n} selected`;
+    for (const box of picks()) box.closest("article")?.classList.toggle("picked", box.checked);
+  };
+  let last = null;
+  document.addEventListener("click", (e) => {
+    const box = e.target.closest?.("input.pick");
+    if (!box) return;
+    if (e.shiftKey && last && last !== box && last.isConnected) {
+      const all = picks();
+      const [a, b] = [all.indexOf(last), all.indexOf(box)].sort((x, y) => x - y);
+      for (const other of all.slice(a, b + 1)) other.checked = box.checked;
+    }
+    last = box;
+    update();
+  });
+  document.addEventListener("change", (e) => {
+    if (e.target.matches?.("input.pick")) update();
+  });
+  clear.addEventListener("click", () => {
+    for (const box of ticked()) box.checked = false;
+    last = null;
+    update();
+  });
+  const questions = {
+    zip: (n) => `Download ${plural(n)} as one zip?`,
+    delete: (n) => `Delete ${plural(n)} and their stored files? This cannot be undone.`,
+    private: (n) => `Make ${plural(n)} private? They leave the team gallery.`,
+    team: (n) => `Share ${plural(n)} with the team?`,
+  };
+  bulk.addEventListener("submit", (e) => {
+    const action = e.submitter?.value;
+    const n = ticked().length;
+    if (!n || !questions[action] || !window.confirm(questions[action](n))) {
+      e.preventDefault();
+      return;
+    }
+    let yes = bulk.querySelector('input[name="confirm"]');
+    if (!yes) {
+      yes = Object.assign(document.createElement("input"), { type: "hidden", name: "confirm", value: "yes" });
+      bulk.append(yes);
+    }
+  });
+  // Back through the history cache, the boxes may come back ticked.
+  window.addEventListener("pageshow", update);
+  // A card that polls is swapped for a fresh one: it stays ticked.
+  let keep = new Set();
+  document.body.addEventListener("htmx:beforeSwap", () => {
+    keep = new Set(ticked().map((box) => box.value));
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    for (const box of picks()) if (keep.has(box.value)) box.checked = true;
+    update();
+  });
+  update();
 }

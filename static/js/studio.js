@@ -170,6 +170,37 @@
     }
   }, 1000);
 
+  // Tiles (every list of cards: the studio, the galleries): a muted preview while pointed
+  // at or focused; the clip itself opens in the viewer. Nothing loads until then.
+  function preview(tile, on) {
+    const video = tile.querySelector("video.tile-preview");
+    if (!video) return;
+    if (on) {
+      if (!video.src) video.src = video.dataset.src;
+      tile.classList.add("previewing");
+      video.play().catch(() => tile.classList.remove("previewing"));
+    } else {
+      tile.classList.remove("previewing");
+      video.pause();
+    }
+  }
+  if (!window.matchMedia("(prefers-reduced-motion: reduce)").matches) {
+    document.addEventListener("pointerover", (e) => {
+      const tile = e.target.closest?.(".tile-open");
+      if (tile && !tile.contains(e.relatedTarget)) preview(tile, true);
+    });
+    document.addEventListener("pointerout", (e) => {
+      const tile = e.target.closest?.(".tile-open");
+      if (tile && !tile.contains(e.relatedTarget)) preview(tile, false);
+    });
+    document.addEventListener("focusin", (e) => {
+      if (e.target.matches?.(".tile-open")) preview(e.target, true);
+    });
+    document.addEventListener("focusout", (e) => {
+      if (e.target.matches?.(".tile-open")) preview(e.target, false);
+    });
+  }
+
   // Status changes are announced once, in one live region (a swapped-in card can't be).
   const lastStatus = new Map();
   const announcer = () => document.getElementById("announcer");

@@ -65,11 +65,19 @@ class Command(BaseCommand):
             default=0.0,
             help="each task ends up to this many seconds later (uniform), as real clips vary",
         )
+        parser.add_argument(
+            "--download-delay",
+            type=float,
+            default=0.0,
+            help="seconds a clip's download takes (a slow CDN; 0: at once)",
+        )
         parser.add_argument("--verbose", action="store_true", help="print one line per request")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["speed"] <= 0:
             raise CommandError("--speed must be positive.")
+        if options["download_delay"] < 0:
+            raise CommandError("--download-delay must be 0 or more.")
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
         keys = [key.strip() for key in options["keys"].split(",") if key.strip()]
@@ -85,6 +93,7 @@ class Command(BaseCommand):
             processing_after=options["processing_after"],
             finish_after=options["finish_after"],
             finish_spread=options["finish_spread"],
+            download_delay=options["download_delay"],
             log=self._print if options["verbose"] else None,
         )
         if threading.current_thread() is threading.main_thread():
