@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 import psutil
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 from django.db.models import Q
 
 from ..models import Generation, WorkerLease
@@ -187,12 +187,14 @@ class Keeper:
                 continue
             last = time.monotonic()
             try:
-                close_old_connections()
                 self.beat()
             except DatabaseError:
                 # The database is away: the claims may run out, and whoever takes them over
                 # redoes the step safely (a create is looked up first; a store is idempotent).
                 log.warning("could not renew this process's claims", exc_info=True)
+            finally:
+                # A daemon thread is never joined: it holds no connection between beats, so
+                # none is left open when the process exits.
                 with suppress(DatabaseError):
                     connection.close()
 

@@ -1,6 +1,7 @@
 """Storing a finished clip: claim, download, poster, then the row says succeeded."""
 
 import logging
+import os
 import random
 import tempfile
 import threading
@@ -33,6 +34,10 @@ from .keys import download_client
 from .leases import claim_fields, holding
 
 log = logging.getLogger(__name__)
+
+# Downloads wait on the network and run STORE_THREADS at once; decoding (ffmpeg) uses the
+# CPU, so no more of it runs at once than there are cores.
+_decoding = threading.BoundedSemaphore(os.cpu_count() or 2)
 
 # Set when a read in this process finds a clip finished upstream: this process's StoreLoop
 # starts on it at once instead of at its next look.
@@ -74,8 +79,9 @@ def _store_clip(gen: Generation) -> None:
             # The poster proves the file decodes. Kling states the clip's duration; only
             # without it is the file decoded end to end to measure it (a full decode is the
             # costliest step of an archive, and a burst of finished clips is CPU-bound).
-            archive.extract_poster(video_path, poster_path)
-            duration = gen.video_duration or archive.probe_duration(video_path)
+            with _decoding:
+                archive.extract_poster(video_path, poster_path)
+                duration = gen.video_duration or archive.probe_duration(video_path)
         except CometAPIError as exc:
             _archive_failed(gen, exc)
             return

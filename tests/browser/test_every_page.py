@@ -72,6 +72,14 @@ LOW_CONTRAST_JS = """
 """
 
 
+WIDEST_JS = """
+(limit) => [...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > limit + 1 && el.checkVisibility())
+  .filter((el) => ![...el.children].some((c) => c.getBoundingClientRect().right > limit + 1))
+  .slice(0, 5)
+  .map((el) => `${el.tagName.toLowerCase()}.${el.className}: ${el.getBoundingClientRect().right}`)
+"""
+
 _posters: dict[str, bytes] = {}
 
 
@@ -183,8 +191,11 @@ def test_every_page_fits_and_reads(
         page.wait_for_load_state("load")
         width = page.evaluate("document.scrollingElement.scrollWidth")
         inner = page.evaluate("innerWidth")
-        if width > inner:
-            problems.append(f"{name}: {width} px wide in a {inner} px window")
+        # A phone widens its layout viewport (zooming out) to fit content wider than the
+        # screen, so innerWidth alone would hide that overflow.
+        if width > inner or inner > SIZES[size]["width"]:
+            wide = page.evaluate(WIDEST_JS, SIZES[size]["width"])
+            problems.append(f"{name}: {width} px wide in a {inner} px window: {wide}")
         for line in page.evaluate(LOW_CONTRAST_JS, 3):
             problems.append(f"{name}: low contrast {line}")
         body = page.evaluate("[document.body, getComputedStyle(document.body)][1].color")
