@@ -47,15 +47,16 @@ def base_url():
 
 @pytest.fixture
 def new_page(browser):
-    """Another member's browser: a page in a context of its own, closed after the test.
+    """Another member's browser: a page in a context of its own (with these options),
+    closed after the test, whether it passed or not.
 
     A context left open keeps polling the live server on keep-alive connections, and each
     of those server threads holds a database connection: on PostgreSQL the suite's database
     then cannot be dropped at the end ("being accessed by other users")."""
     contexts = []
 
-    def open_page():
-        context = browser.new_context()
+    def open_page(**context_options):
+        context = browser.new_context(**context_options)
         contexts.append(context)
         return context.new_page()
 
