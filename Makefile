@@ -34,7 +34,7 @@ demo: install
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 FLEET_TESTS ?= tests/test_fleet.py
-BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py
+BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_sessions.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
 test: install

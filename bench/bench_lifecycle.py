@@ -498,8 +498,8 @@ def run_fleet(scenario: str, mode: str) -> FleetResult:
                     # Killed while it downloads; or, should it never be seen downloading,
                     # once half the clips are stored.
                     if under_way or stored >= FLEET_CLIPS // 2:
-                        work[victim.name] = dict(victim.work())
                         victim.kill()
+                        work[victim.name] = dict(victim.work())  # its log is complete
                         killed_at = time.monotonic()
                         time.sleep(0.3)  # the simulator sees the connections drop
                         killed = downloading(sim, victim)

@@ -13,6 +13,7 @@ from django.db import connections
 from django.urls import reverse
 
 from generations import lifecycle
+from generations.cometapi import parse_callback
 from generations.models import Generation, Status
 from kling_site.logs import RedactCallbackTokens
 from tests.factories import drive, make_generation
@@ -188,6 +189,21 @@ def test_without_pushes_the_task_is_polled(with_callbacks):
 def test_a_terminal_push_asks_for_the_read_now(client, with_callbacks):
     gen = with_callbacks
     push(client, gen, task(gen, "succeed", 3 * 10**12))
+    assert due_in(gen) <= 0
+
+
+def test_kling_s_submitted_push_racing_our_submit_asks_no_read(with_callbacks):
+    """Kling pushes "submitted" as it creates the task. The callback view may have loaded
+    the row before our submit recorded the same: the push is compared with the row as it
+    is now, so it costs no read."""
+    gen = with_callbacks
+    stale = Generation.objects.get(pk=gen.pk)
+    stale.remote_status = ""  # as loaded before the submit's UPDATE
+    before = due_in(gen)
+    assert not lifecycle.push_received(stale, parse_callback(task(gen, "submitted", 2 * 10**12)))
+    assert due_in(gen) == pytest.approx(before, abs=1)
+    # A push of something newer still asks for the read.
+    assert lifecycle.push_received(stale, parse_callback(task(gen, "processing", 2 * 10**12)))
     assert due_in(gen) <= 0
 
 

@@ -51,11 +51,17 @@ def push_received(gen: Generation, remote: RemoteTask) -> bool:
         return False
     t = now()
     live = Generation.objects.live().filter(pk=gen.pk)
-    if RANK.get(remote.status, 0) <= RANK.get(gen.remote_status, 0):
-        live.update(last_push_at=t)
-        return False
+    pushed = RANK.get(remote.status, 0)
+    # Compared with the row as it is now, in the UPDATE itself: `gen` was loaded before, and
+    # Kling pushes "submitted" while our submit may be recording the same.
+    seen_as_much = [status for status, rank in RANK.items() if rank >= pushed]
     # The pump's next pass reads it: within a second while a cluster runs.
-    return bool(live.update(next_attempt_at=t, last_push_at=t))
+    if pushed and live.exclude(remote_status__in=seen_as_much).update(
+        next_attempt_at=t, last_push_at=t
+    ):
+        return True
+    live.update(last_push_at=t)
+    return False
 
 
 def apply_remote(gen: Generation, remote: RemoteTask) -> bool:

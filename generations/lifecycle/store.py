@@ -5,7 +5,7 @@ import os
 import random
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
@@ -165,25 +165,27 @@ class StoreLoop:
             while not stop.is_set():
                 running = {f for f in running if not f.done()}
                 free = self.threads - len(running)
-                started = 0
-                if free > 0:
-                    try:
-                        close_old_connections()
-                        candidates = due_clips(free * 2)
-                        # Machines looking at once start from different ends of the list.
-                        random.shuffle(candidates)
-                        for gen_id in candidates[:free]:
-                            running.add(pool.submit(self._store, gen_id))
-                            started += 1
-                    except Exception:
-                        log.exception("could not look for finished clips")
-                if not started:
+                if free == 0:
+                    # Every thread busy: look again as soon as one is done.
+                    wait(running, timeout=STORE_IDLE_SLEEP, return_when=FIRST_COMPLETED)
+                    continue
+                candidates = []
+                try:
+                    close_old_connections()
+                    candidates = due_clips(free)
+                except Exception:
+                    log.exception("could not look for finished clips")
+                if not candidates:
                     clip_finished.wait(STORE_IDLE_SLEEP)
                     clip_finished.clear()
-                else:
-                    # Let the started ones claim before looking again.
-                    stop.wait(0.05)
-            # Stopping (the worker exits): let the downloads under way finish, start no more.
+                    continue
+                # Oldest first, for the shortest wait of the last clip of a burst. Machines
+                # that pick the same row race for its claim: the loser returns at once.
+                started = [pool.submit(self._store, gen_id) for gen_id in candidates[:free]]
+                running.update(started)
+                # Let them claim their rows before looking again.
+                wait(started, timeout=0.05)
+            # Stopping (the worker exits): the downloads under way finish, no more start.
 
     @staticmethod
     def _store(gen_id: int) -> None:

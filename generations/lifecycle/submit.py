@@ -18,7 +18,7 @@ from ..cometapi import (
     RemoteTask,
     RequestRejected,
 )
-from ..models import IN_FLIGHT, Generation, Status
+from ..models import IN_FLIGHT, Generation, RemoteStatus, Status
 from .base import (
     OUTAGE_BACKOFF,
     RATE_LIMIT_BACKOFF,
@@ -134,6 +134,8 @@ def submit(gen_id: int) -> None:
     changed = Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING).update(
         status=Status.SUBMITTED,
         task_id=remote.task_id,
+        # Recorded with the status, so a "submitted" push racing this UPDATE asks no read.
+        remote_status=RemoteStatus.SUBMITTED,
         submitted_at=t,
         claimed_until=None,
         claimed_by="",
