@@ -9,12 +9,26 @@ in-flight card to its next state every 0.2 s, so some polls find a change and re
 Targets (issue 8): no errors; p99 ≤ 100 ms for the status partial and the studio page.
 Figures and the conditions they were measured in: docs/benchmarks.md.
 
+Besides p50/p99 and errors per request, it prints what makes them comparable: gunicorn's CPU
+per request of each kind sent one at a time before the load (independent of the machine's
+load), gunicorn's CPU per request under load, the CPU used during the run by gunicorn,
+locust, PostgreSQL's backends and by everything else on the machine (/proc/stat), and the
+load average before and after. Latencies mean something only when "the rest of the machine"
+is near zero: on a shared machine they measure the neighbours.
+
     .venv/bin/python -m bench load        # about two minutes
+
+Environment: KLING_BENCH_LOAD_PORT (8126), KLING_BENCH_LOAD_DB (kling_prod_bench, dropped and
+made anew), KLING_BENCH_PG (the PostgreSQL server), KLING_BENCH_LOAD_SECONDS (75), and for
+comparing configurations KLING_BENCH_ENV_<NAME>=value (sets NAME for gunicorn, e.g.
+KLING_BENCH_ENV_WEB_CONCURRENCY=4) and KLING_BENCH_GUNICORN_CONF (another config file).
 """
 
+import http.client
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -23,22 +37,24 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import suppress
 from pathlib import Path
+from urllib.parse import quote
 
-import psutil
 import psycopg
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 POLLERS, SUBMITTERS = 200, 20
-PORT = 8126
+PORT = int(os.environ.get("KLING_BENCH_LOAD_PORT", "8126"))
 RUN_FOR = int(os.environ.get("KLING_BENCH_LOAD_SECONDS", "75"))  # locust's run, ramp included
 WARMUP = 20  # seconds left out of the figures: the ramp (20 users/s) and first renders
 TARGET_P99_MS = 100.0
 MOVE_EVERY = 0.2  # seconds between two card changes (the workers' part)
 HISTORY = 20  # finished generations per member, so the studio page lists full cards
-DB = "kling_prod_bench"
+# Another configuration to compare (a file that execs the repository's and changes a line).
+GUNICORN_CONF = os.environ.get("KLING_BENCH_GUNICORN_CONF", str(ROOT / "gunicorn.conf.py"))
+SEQUENTIAL = 300  # requests of each kind, one at a time, for the CPU per request
+DB = os.environ.get("KLING_BENCH_LOAD_DB", "kling_prod_bench")  # dropped and made anew
 ADMIN_URL = os.environ.get("KLING_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
 SEED = """
@@ -92,17 +108,88 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _cpu_seconds(root: int) -> float:
-    """User + system CPU of `root` and its descendants (gunicorn's master and workers)."""
-    total = 0.0
+    """User + system CPU of `root` and its descendants (gunicorn's master and workers), with
+    the descendants that have ended since."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime (ticks)
+            # cutime, cstime: children it has reaped, such as a gunicorn worker replaced
+            # after max_requests (its CPU leaves the tree when it exits, and lands here).
+            total += int(stats[pid][13]) + int(stats[pid][14])
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores, /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench's database (same machine)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        pids = [
+            r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [DB])
+        ]
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # PostgreSQL on another machine, or the backend just ended
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _sequential_cpu(web_pid: int, sessions: Path, n: int = SEQUENTIAL) -> dict[str, float]:
+    """gunicorn's CPU per request of each kind, one request at a time over one keep-alive
+    connection: what a request costs the server whatever else the machine is doing (the
+    latencies under load depend on that; these don't)."""
+    members = json.loads(sessions.read_text())
+    poller, submitter = members["pollers"][0], members["submitters"][0]
+
+    def cookie(member: dict) -> str:
+        return f"sessionid={member['sessionid']}; csrftoken={member['csrftoken']}"
+
+    status = f"/g/{poller['card']}/status/?v="
+    kinds = {
+        "status partial, unchanged (204)": (status + quote(poller["version"]), poller),
+        "status partial, changed (200)": (status + "old", poller),
+        "studio page": ("/", submitter),
+    }
+    figures = {}
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     try:
-        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    for proc in procs:
-        with suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
+        for name, (url, member) in kinds.items():
+            headers = {"Cookie": cookie(member), "HX-Request": "true"}
+            if url == "/":
+                del headers["HX-Request"]
+            for i in range(n + 20):  # the first 20 warm up (connections, templates)
+                if i == 20:
+                    before = _cpu_seconds(web_pid)
+                conn.request("GET", url, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status not in (200, 204):
+                    raise RuntimeError(f"{name}: {response.status}")
+            figures[name] = 1000 * (_cpu_seconds(web_pid) - before) / n
+    finally:
+        conn.close()
+    return figures
 
 
 def _move_cards(stop: threading.Event, rng: random.Random) -> int:
@@ -123,9 +210,8 @@ def _move_cards(stop: threading.Event, rng: random.Random) -> int:
     return moved
 
 
-def run() -> bool:
-    rng = random.Random(8)
-    var = Path(tempfile.mkdtemp(prefix="kling-bench-load-"))
+def environment(var: Path) -> dict:
+    """The web machine's environment: production mode on PostgreSQL, plain HTTP on loopback."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -147,22 +233,45 @@ def run() -> bool:
         GUNICORN_BIND=f"127.0.0.1:{PORT}",
         PYTHONUNBUFFERED="1",
     )
+    # What the bench is asked to compare (gunicorn's workers and threads, ...) passes through.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("KLING_BENCH_ENV_")})
+    for key in [k for k in env if k.startswith("KLING_BENCH_ENV_")]:
+        env[key.removeprefix("KLING_BENCH_ENV_")] = env.pop(key)
+    return env
+
+
+def prepare(env: dict, var: Path) -> Path:
+    """A fresh database, migrated and seeded; the members' sessions and cards as JSON."""
     manage = [sys.executable, str(ROOT / "manage.py")]
     _database(create=True)
+    for argv in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
+        subprocess.run([*manage, *argv], cwd=ROOT, env=env, check=True)
+    seed = SEED % {"members": POLLERS + SUBMITTERS, "pollers": POLLERS, "history": HISTORY}
+    seeded = subprocess.run(
+        [*manage, "shell", "-c", seed], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    sessions = var / "sessions.json"
+    sessions.write_text(seeded.stdout.decode().strip().splitlines()[-1])
+    return sessions
+
+
+def run() -> bool:
+    rng = random.Random(8)
+    var = Path(tempfile.mkdtemp(prefix="kling-bench-load-"))
+    env = environment(var)
     web = None
     try:
-        for argv in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
-            subprocess.run([*manage, *argv], cwd=ROOT, env=env, check=True)
-        seed = SEED % {"members": POLLERS + SUBMITTERS, "pollers": POLLERS, "history": HISTORY}
-        seeded = subprocess.run(
-            [*manage, "shell", "-c", seed], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-        sessions = var / "sessions.json"
-        sessions.write_text(seeded.stdout.decode().strip().splitlines()[-1])
+        sessions = prepare(env, var)
 
+        with socket.socket() as probe:  # another server there would be measured instead
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            try:
+                probe.bind(("127.0.0.1", PORT))
+            except OSError:
+                raise RuntimeError(f"port {PORT} is in use: set KLING_BENCH_LOAD_PORT") from None
         web_log = (var / "gunicorn.log").open("w")
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF],
             cwd=ROOT,
             env=env,
             stdout=web_log,
@@ -178,6 +287,7 @@ def run() -> bool:
                     raise RuntimeError("gunicorn did not start") from None
                 time.sleep(0.3)
 
+        sequential = _sequential_cpu(web.pid, sessions)
         stop = threading.Event()
         moves: list[int] = []
         mover = threading.Thread(target=lambda: moves.append(_move_cards(stop, rng)))
@@ -185,6 +295,10 @@ def run() -> bool:
         results = var / "results.json"
         started = time.time()
         cpu_before = _cpu_seconds(web.pid)
+        pg_before = _postgres_cpu()
+        self_before = resource.getrusage(resource.RUSAGE_SELF)
+        busy_before, load_before = _machine_busy(), os.getloadavg()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         locust = subprocess.run(
             [
                 sys.executable,
@@ -214,6 +328,17 @@ def run() -> bool:
             check=False,
         )
         cpu_used = _cpu_seconds(web.pid) - cpu_before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        locust_cpu = (children.ru_utime + children.ru_stime) - (
+            children_before.ru_utime + children_before.ru_stime
+        )
+        pg_after = _postgres_cpu()
+        pg_cpu = sum(cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items())
+        busy = _machine_busy() - busy_before
+        load = os.getloadavg()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        bench_cpu = (own.ru_utime + own.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
+        wall = time.time() - started
         stop.set()
         mover.join()
         if not results.exists():
@@ -257,15 +382,27 @@ def run() -> bool:
     served = sum(1 for r in records if r[1] in ("status partial", "studio page", "submit"))
     per_request = 1000 * cpu_used / served if served else 0
     print(
-        f"gunicorn CPU: {cpu_used:.1f} s for {served} requests = {per_request:.1f} ms per "
-        f"request on average, whatever else the machine is doing (2 cores: room for "
-        f"~{2000 / per_request if per_request else 0:.0f} requests/s of this mix)"
+        f"gunicorn CPU under load: {cpu_used:.1f} s for {served} requests = "
+        f"{per_request:.2f} ms per request"
+    )
+    print(
+        "gunicorn CPU per request, one at a time: "
+        + "; ".join(f"{name} {ms:.2f} ms" for name, ms in sequential.items())
+    )
+    others = busy - cpu_used - locust_cpu - pg_cpu - bench_cpu
+    print(
+        f"CPU over the {wall:.0f} s run (2 cores = {2 * wall:.0f} s): gunicorn {cpu_used:.1f} s, "
+        f"locust {locust_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s, this bench {bench_cpu:.1f} s, "
+        f"the rest of the machine {max(0.0, others):.1f} s"
     )
     errors = {r[3] for r in records if r[3]}
     if errors:
         print("errors seen:", *sorted(errors)[:5], sep="\n  ")
-    load = os.getloadavg()
-    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
+    print(
+        f"load average (1, 5, 15 min): before the run {load_before[0]:.2f} {load_before[1]:.2f} "
+        f"{load_before[2]:.2f}, at its end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores); "
+        "figures are comparable only when the rest of the machine is near 0 s"
+    )
     return ok
 
 

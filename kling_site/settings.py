@@ -155,7 +155,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the cluster write to one file: WAL lets readers run beside the
     # writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade), and the
     # timeout makes a busy writer wait instead of failing with "database is locked".
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are kept between requests (CONN_MAX_AGE above), as on PostgreSQL: opening
+    # one and running those pragmas for every request cost a poll 1.4 of its 2.4 ms of CPU
+    # (docs/benchmarks.md). Kept open outside a transaction, a connection holds no lock and
+    # no snapshot, so it doesn't stop the write-ahead log from being checkpointed.
     # Tests keep their database in a file too, so a real qcluster subprocess can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {
@@ -173,6 +176,16 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Every request reads its session. With Redis (one cache shared by every web process) it is
+# read from the cache, the database only on a miss (cached_db: writes go to both, so nothing
+# is lost when Redis restarts); a poll then costs one database query less. Without Redis the
+# cache is each process's own memory, where a logout in one process would leave the session
+# alive in the others' copies: sessions are then read from the database alone.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if REDIS_URL
+    else "django.contrib.sessions.backends.db"
+)
 
 # django-q2. The database row, not the queue, is the source of truth: every task takes a
 # primary key and claims its row, so running twice (ORM broker) or never (Redis broker) is

@@ -1,4 +1,4 @@
-"""A real django-q2 cluster in a subprocess, sharing the test database file.
+"""A real django-q2 cluster in a subprocess, sharing the test database (SQLite or PostgreSQL).
 
 Used by the end-to-end, fault and browser tests: the web side runs in pytest (test client or
 live_server), the cluster runs exactly as `make run` starts it, and the fault tests kill it
@@ -135,12 +135,12 @@ def work_counts(log: str) -> Counter:
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and its descendants (psutil); just `root` once it has no process any more."""
+    """`root` and its descendants (none if `root` has ended)."""
     try:
-        descendants = psutil.Process(root).children(recursive=True)
+        parent = psutil.Process(root)
+        return [root, *(child.pid for child in parent.children(recursive=True))]
     except psutil.NoSuchProcess:
-        descendants = []
-    return [root, *(child.pid for child in descendants)]
+        return []
 
 
 def cluster_env(

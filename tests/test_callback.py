@@ -13,7 +13,7 @@ from django.db import connections
 from django.urls import reverse
 
 from generations import lifecycle
-from generations.cometapi import parse_task
+from generations.cometapi import parse_callback
 from generations.models import Generation, Status
 from kling_site.logs import RedactCallbackTokens
 from tests.factories import drive, make_generation
@@ -200,10 +200,10 @@ def test_kling_s_submitted_push_racing_our_submit_asks_no_read(with_callbacks):
     stale = Generation.objects.get(pk=gen.pk)
     stale.remote_status = ""  # as loaded before the submit's UPDATE
     before = due_in(gen)
-    assert not lifecycle.push_received(stale, parse_task(task(gen, "submitted", 2 * 10**12)))
+    assert not lifecycle.push_received(stale, parse_callback(task(gen, "submitted", 2 * 10**12)))
     assert due_in(gen) == pytest.approx(before, abs=1)
     # A push of something newer still asks for the read.
-    assert lifecycle.push_received(stale, parse_task(task(gen, "processing", 2 * 10**12)))
+    assert lifecycle.push_received(stale, parse_callback(task(gen, "processing", 2 * 10**12)))
     assert due_in(gen) <= 0
 
 

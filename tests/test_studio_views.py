@@ -429,3 +429,27 @@ def test_the_fast_poll_path_hides_private_work(client, alice, bob):
     client.force_login(bob)
     url = reverse("generation-status", args=[gen.public_id])
     assert client.get(url, {"v": gen.card_version}).status_code == 404
+
+
+def test_card_links_are_what_reverse_makes(alice, settings):
+    """`card_url` (reversed once per name, the clip's id put in) gives reverse's string for
+    every link a card has, under a script prefix too."""
+    from django.urls import set_script_prefix
+
+    from generations.templatetags.studio import card_url
+
+    gen = make_generation(alice)
+    names = [
+        "generation-status", "generation-poster", "generation-video", "generation-detail",
+        "generation-retry", "generation-cancel", "generation-visibility", "generation-favourite",
+        "clip-boards", "mine-view", "gallery-view",
+    ]  # fmt: skip
+    for prefix in ("/", "/studio/"):
+        set_script_prefix(prefix)
+        try:
+            assert card_url("studio") == reverse("studio")
+            for name in names:
+                assert card_url(name, gen.public_id) == reverse(name, args=[gen.public_id])
+                assert card_url(name, gen.public_id).startswith(prefix)
+        finally:
+            set_script_prefix("/")
