@@ -26,14 +26,14 @@ demo: install
 	KLING_VAR_DIR=$(CURDIR)/var/demo $(PY) manage.py run_studio --demo
 
 ## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests on
-## SQLite, then the database- and broker-sensitive tests again on PostgreSQL and with the
-## Redis broker. Those two passes run whenever the servers answer, and always under CI
-## (where a missing server fails the run instead of skipping). The fleet test (two clusters
-## on PostgreSQL, one killed) runs in both: with the ORM broker, then with Redis.
+## SQLite, then the whole suite again on PostgreSQL, then the broker-sensitive tests with
+## the Redis broker. The last two passes run whenever the servers answer, and always under
+## CI (where a missing server fails the run instead of skipping). The fleet test (two
+## clusters on PostgreSQL, one killed) runs in the PostgreSQL pass with the ORM broker, then
+## again with Redis.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 FLEET_TESTS ?= tests/test_fleet.py
-SERVICE_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_permissions.py tests/test_studio_views.py tests/test_gallery.py tests/test_budgets.py tests/test_healthz.py $(FLEET_TESTS)
 BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_sessions.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
@@ -41,7 +41,7 @@ test: install
 	$(PY) -m pytest
 	@if [ -n "$$CI" ] || $(call up,5432); then \
 	  echo "== PostgreSQL pass"; \
-	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not browser" $(SERVICE_TESTS); \
+	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest; \
 	else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi
 	@if [ -n "$$CI" ] || $(call up,6379); then \
 	  echo "== Redis broker pass"; \

@@ -2,7 +2,7 @@
 
 A leaf: httpx and the standard library, no Django. Every failure surfaces as a
 `CometAPIError` subclass whose class says what the caller should do (retry later, use
-another key, show the message to the user, give up); the raw body is kept for admins.
+another key, show the message to the user, give up).
 The client never retries by itself: the caller owns retries, because a create whose
 outcome is unknown must first be looked up by `external_task_id`, never blindly resent.
 
@@ -21,7 +21,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any, BinaryIO, Self
@@ -39,7 +39,6 @@ MAX_DOWNLOAD_REDIRECTS = 5
 TERMINAL_STATUSES = frozenset({"succeed", "failed"})
 
 TEXT2VIDEO_PATH = "/kling/v1/videos/text2video"
-RAW_BODY_LIMIT = 4000  # enough for any real error body; keeps admin pages and rows small
 # An API answer is a few KB; a wrong base URL could stream anything, so stop reading early.
 MAX_API_BODY_BYTES = 2 * 1024 * 1024
 _MESSAGE_LIMIT = 500  # str(error) is one line for logs and flash messages
@@ -69,12 +68,11 @@ def _scrub(text: str, secret: str = "") -> str:
 class CometAPIError(Exception):
     """Base of every failure the client raises.
 
-    `retryable`: the same request may succeed later (back off first).
-    `key_problem`: the API key itself is unusable; mark it unhealthy and use another.
+    `retryable`: the same request may succeed later (back off first). A KeyRejected means
+    the API key itself is unusable: mark it unhealthy and use another.
     """
 
     retryable: bool = False
-    key_problem: bool = False
 
     # Keyword-only with defaults so that pickle (BaseException.__reduce__ calls
     # cls(*args) then restores __dict__) round-trips through django-q2's result store.
@@ -85,7 +83,6 @@ class CometAPIError(Exception):
         http_status: int | None = None,
         code: int | str | None = None,
         request_id: str = "",
-        raw_body: str = "",
         retryable: bool | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -95,7 +92,6 @@ class CometAPIError(Exception):
         self.http_status = http_status
         self.code = code
         self.request_id = request_id
-        self.raw_body = _scrub(raw_body)[:RAW_BODY_LIMIT]
         self.retry_after = retry_after  # seconds from a Retry-After header, when sent
         if retryable is not None:
             self.retryable = retryable
@@ -119,7 +115,6 @@ class KeyRejected(CometAPIError):
     """Authentication, billing, access or IP-whitelist refusal: this key cannot work now."""
 
     retryable = False
-    key_problem = True
 
 
 class RequestRejected(CometAPIError):
@@ -140,12 +135,6 @@ class RateLimited(CometAPIError):
     """Too fast (1302) or too many concurrent tasks (1303): back off, then retry."""
 
     retryable = True
-
-    def __init__(self, message: str, *, concurrency_limited: bool = False, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        # 1303 means a slot frees only when one of this key's tasks ends: a scheduler
-        # should prefer another key rather than hammer this one.
-        self.concurrency_limited = concurrency_limited
 
 
 class UpstreamUnavailable(CometAPIError):
@@ -184,7 +173,7 @@ class ResultExpired(CometAPIError):
 
 @dataclass(frozen=True)
 class RemoteTask:
-    """One Kling task as CometAPI reports it, normalised; `raw` keeps the original object."""
+    """One Kling task as CometAPI reports it, normalised."""
 
     task_id: str
     status: str  # "submitted" | "processing" | "succeed" | "failed", as Kling sends it
@@ -193,9 +182,7 @@ class RemoteTask:
     video_url: str
     video_duration: float | None
     units: Decimal | None
-    created_at_ms: int | None
     updated_at_ms: int | None
-    raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -212,7 +199,7 @@ def _text(value: object) -> str:
 
 def _number(value: object) -> Decimal | None:
     # Kling sends numbers as strings ("5.1", "1"); accept real numbers too.
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     try:
         number = Decimal(str(value).strip())
@@ -234,25 +221,17 @@ def _first_video(task: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def _parse_task(
-    data: object, *, http_status: int | None = None, raw_body: str = "", request_id: str = ""
-) -> RemoteTask:
+def _parse_task(data: object, *, http_status: int | None = None) -> RemoteTask:
     if not isinstance(data, Mapping):
         raise MalformedTask(
             f"expected a task object, got {type(data).__name__}",
             http_status=http_status,
-            raw_body=raw_body,
-            request_id=request_id,
             retryable=False,
         )
     task_id = _text(data.get("task_id"))
     if not task_id:
         raise MalformedTask(
-            "the task object has no task_id",
-            http_status=http_status,
-            raw_body=raw_body,
-            request_id=request_id,
-            retryable=False,
+            "the task object has no task_id", http_status=http_status, retryable=False
         )
     info = data.get("task_info")
     external_id = _text(info.get("external_task_id")) if isinstance(info, Mapping) else ""
@@ -267,15 +246,8 @@ def _parse_task(
         video_url=_text(video.get("url")),
         video_duration=float(duration) if duration is not None and duration >= 0 else None,
         units=_number(data.get("final_unit_deduction")),
-        created_at_ms=_millis(data.get("created_at")),
         updated_at_ms=_millis(data.get("updated_at")),
-        raw=dict(data),
     )
-
-
-def parse_task(data: Mapping[str, Any]) -> RemoteTask:
-    """Build a RemoteTask from a flat task object; MalformedTask if it has no task_id."""
-    return _parse_task(data)
 
 
 def parse_callback(body: bytes | str | Mapping[str, Any]) -> RemoteTask:
@@ -294,9 +266,7 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> RemoteTask:
         try:
             payload = json.loads(payload)
         except (ValueError, RecursionError):
-            raise MalformedTask(
-                "the callback body is not JSON", raw_body=payload, retryable=False
-            ) from None
+            raise MalformedTask("the callback body is not JSON", retryable=False) from None
     if isinstance(payload, Mapping) and "task_id" not in payload:
         inner = payload.get("data")
         if isinstance(inner, Mapping):
@@ -304,7 +274,6 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> RemoteTask:
                 raise MalformedTask(
                     "the callback envelope carries an error code",
                     code=_code_value(payload.get("code")),
-                    raw_body=json.dumps(payload, default=str),
                     retryable=False,
                 )
             payload = inner
@@ -368,7 +337,6 @@ def _classify(
     status: int,
     payload: Mapping[str, Any] | None,
     *,
-    raw_body: str,
     request_id: str,
     retry_after: float | None,
     secret: str = "",
@@ -391,14 +359,11 @@ def _classify(
         "http_status": status,
         "code": code,
         "request_id": request_id,
-        "raw_body": raw_body,
         "retry_after": retry_after,
     }
 
     if isinstance(code, int) and code in _KLING_CODES:
         cls, meaning = _KLING_CODES[code]
-        if cls is RateLimited:
-            return RateLimited(message or meaning, concurrency_limited=code == 1303, **common)
         return cls(message or meaning, **common)
     if isinstance(code, str) and code.lower() in _NOT_FOUND_CODES:
         return TaskNotFound(message or "the task does not exist", **common)
@@ -441,13 +406,6 @@ def _classify(
 # --------------------------------------------------------------------------- client
 
 
-def _json_default(value: object) -> object:
-    # Django forms hand out Decimals (cfg_scale); Kling wants plain JSON numbers.
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _path_segment(value: str, name: str) -> str:
     text = value.strip() if isinstance(value, str) else ""
     # "." and ".." survive quote() and would be collapsed as dot-segments, turning a
@@ -468,11 +426,8 @@ def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def normalize_base_url(base_url: str) -> str:
-    """The base URL without its trailing slash; ValueError unless it is an http(s) URL.
-
-    Public so settings can validate COMETAPI_BASE_URL at start-up rather than per task.
-    """
+def _normalize_base_url(base_url: str) -> str:
+    """The base URL without its trailing slash; ValueError unless it is an http(s) URL."""
     try:
         url = httpx.URL(base_url.strip())
     except (httpx.InvalidURL, TypeError, AttributeError):
@@ -537,27 +492,21 @@ class CometAPIClient:
         self,
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
-        *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         key = api_key.strip() if isinstance(api_key, str) else ""  # pasted keys end in "\n"
         # An unusable key is not refused here: a worker builds clients outside its error
         # handling, and download() needs no key. API calls raise KeyRejected instead, which
         # marks the key unhealthy like a 401 would, without sending anything.
         self._key_error = _key_error(key)
-        self.base_url = normalize_base_url(base_url)
+        self.base_url = _normalize_base_url(base_url)
         self._secret = key
-        self._timeout = timeout
-        self._transport = transport
         headers = {"Accept": "application/json", "User-Agent": "kling-studio"}
         if self._key_error is None:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=headers,
-            timeout=timeout,
-            transport=transport,
+            timeout=DEFAULT_TIMEOUT,
             verify=_tls_context(),
             # A redirect means a wrong base URL; following it would resend the key elsewhere.
             follow_redirects=False,
@@ -590,37 +539,27 @@ class CometAPIClient:
     # ----------------------------------------------------------------------- API calls
 
     def create_text2video(self, params: Mapping[str, Any]) -> RemoteTask:
-        """POST a text-to-video task; `params` is the request body, built by the caller.
+        """POST a text-to-video task; `params` is the request body, built by the caller
+        (Generation.api_params: the duration is already the string "5" or "10" Kling wants).
 
         A retryable error here leaves the outcome unknown (the task may exist): look it up
         with find_by_external_id() before sending again.
         """
-        body = dict(params)
-        duration = body.get("duration")
-        # Kling refuses a numeric duration: it must be the string "5" or "10".
-        if isinstance(duration, bool):
-            raise ValueError("duration must be the string '5' or '10'")
-        if isinstance(duration, int):
-            body["duration"] = str(duration)
-        elif isinstance(duration, float | Decimal):
-            number = _number(duration)
-            if number is not None and number == number.to_integral_value():
-                body["duration"] = str(int(number))
         content = json.dumps(
-            body, default=_json_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            params, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()
-        data, status, raw = self._request(
+        data, status = self._request(
             "POST", TEXT2VIDEO_PATH, content=content, headers={"Content-Type": "application/json"}
         )
-        task = _parse_task(data, http_status=status, raw_body=raw)
+        task = _parse_task(data, http_status=status)
         # A task that was just created is "submitted" even if the answer omits the status.
         return task if task.status else replace(task, status="submitted")
 
     def get_task(self, task_id: str) -> RemoteTask:
         """GET one task by Kling's task_id."""
         path = f"{TEXT2VIDEO_PATH}/{_path_segment(task_id, 'task_id')}"
-        data, status, raw = self._request("GET", path)
-        return _parse_task(data, http_status=status, raw_body=raw)
+        data, status = self._request("GET", path)
+        return _parse_task(data, http_status=status)
 
     def find_by_external_id(self, external_task_id: str) -> RemoteTask | None:
         """Find the task created with this external_task_id, or None if there is none.
@@ -632,7 +571,7 @@ class CometAPIClient:
         segment = _path_segment(external_task_id, "external_task_id")
         wanted = external_task_id.strip()
         try:
-            data, _, _ = self._request("GET", TEXT2VIDEO_PATH, params={"external_task_id": wanted})
+            data, _ = self._request("GET", TEXT2VIDEO_PATH, params={"external_task_id": wanted})
         except RequestRejected as exc:
             logger.debug("CometAPI query-form lookup refused (%s); trying the path form", exc)
         except UnexpectedResponse as exc:
@@ -647,14 +586,14 @@ class CometAPIClient:
                 return found
 
         try:
-            data, status, raw = self._request("GET", f"{TEXT2VIDEO_PATH}/{segment}")
+            data, status = self._request("GET", f"{TEXT2VIDEO_PATH}/{segment}")
         except RequestRejected as exc:
             if isinstance(exc, TaskNotFound) or exc.http_status == 404 or exc.code == 1202:
                 return None
             raise
         if not data:  # {"code": 0, "data": null}: some gateways say "absent" this way
             return None
-        task = _parse_task(data, http_status=status, raw_body=raw)
+        task = _parse_task(data, http_status=status)
         # The path form may resolve the id as a task_id: accept only our own task.
         if task.external_task_id and task.external_task_id != wanted:
             return None
@@ -750,9 +689,7 @@ class CometAPIClient:
             )
         if status >= 500 or status in (408, 429):
             raise UpstreamUnavailable(
-                f"the result host {host} answered HTTP {status}",
-                http_status=status,
-                retry_after=_retry_after(response.headers),
+                f"the result host {host} answered HTTP {status}", http_status=status
             )
         if not 200 <= status < 300:
             raise UnexpectedResponse(
@@ -781,8 +718,7 @@ class CometAPIClient:
         if self._download_client is None:
             self._download_client = httpx.Client(
                 headers={"User-Agent": "kling-studio"},
-                timeout=self._timeout,
-                transport=self._transport,
+                timeout=DEFAULT_TIMEOUT,
                 verify=_tls_context(),
                 follow_redirects=False,
             )
@@ -798,8 +734,8 @@ class CometAPIClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> tuple[Any, int, str]:
-        """Send one request; return (envelope data, HTTP status, scrubbed raw body)."""
+    ) -> tuple[Any, int]:
+        """Send one request; return (envelope data, HTTP status)."""
         if self._key_error is not None:
             raise KeyRejected(self._key_error)
         request = self._client.build_request(
@@ -831,7 +767,6 @@ class CometAPIClient:
                 http_status=status,
                 request_id=request_id,
             )
-        raw = _scrub(body.decode("utf-8", errors="replace"), self._secret)[:RAW_BODY_LIMIT]
         payload = _json_object(body)
         if payload is not None:
             request_id = _text(payload.get("request_id")) or request_id
@@ -843,7 +778,6 @@ class CometAPIClient:
                 f"{_BASE_URL_HINT}",
                 http_status=status,
                 request_id=request_id,
-                raw_body=raw,
             )
         ok = 200 <= status < 300
         if ok and payload is None:
@@ -852,15 +786,13 @@ class CometAPIClient:
                 f"CometAPI answered {kind} instead of JSON; {_BASE_URL_HINT}",
                 http_status=status,
                 request_id=request_id,
-                raw_body=raw,
             )
         if ok and payload is not None and _is_success(payload):
             # Tolerate a flat task object without the envelope.
-            return payload.get("data", payload), status, raw
+            return payload.get("data", payload), status
         raise _classify(
             status,
             payload,
-            raw_body=raw,
             request_id=request_id,
             retry_after=_retry_after(response.headers),
             secret=self._secret,

@@ -1,4 +1,4 @@
-"""A real django-q2 cluster in a subprocess, sharing the test database file.
+"""A real django-q2 cluster in a subprocess, sharing the test database (SQLite or PostgreSQL).
 
 Used by the end-to-end, fault and browser tests: the web side runs in pytest (test client or
 live_server), the cluster runs exactly as `make run` starts it, and the fault tests kill it
@@ -16,6 +16,7 @@ from collections import Counter
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.db import connection
 
@@ -134,23 +135,12 @@ def work_counts(log: str) -> Counter:
 
 
 def process_tree(root: int) -> list[int]:
-    """`root` and its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    """`root` and its descendants (none if `root` has ended)."""
+    try:
+        parent = psutil.Process(root)
+        return [root, *(child.pid for child in parent.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def cluster_env(

@@ -123,9 +123,7 @@ def test_remote_state_never_moves_backwards(cometapi, alice):
             video_url="",
             video_duration=None,
             units=None,
-            created_at_ms=1,
             updated_at_ms=updated,
-            raw={},
         )
 
     lifecycle.apply_remote(gen, remote("processing", 2_000_000_000_000))
@@ -150,9 +148,7 @@ def test_an_unconfirmed_terminal_state_does_not_finish_a_job(cometapi, alice):
         video_url="",
         video_duration=None,
         units=None,
-        created_at_ms=None,
         updated_at_ms=None,
-        raw={},
     )
     assert lifecycle.push_received(gen, forged)
     gen.refresh_from_db()

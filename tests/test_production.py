@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from cryptography.fernet import Fernet
 
@@ -84,10 +85,9 @@ def test_plain_http_trial_switches_are_honoured(tmp_path):
 
 def running(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return False
-    return state not in ("Z", "X")
 
 
 def free_port() -> int:

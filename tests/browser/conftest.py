@@ -43,3 +43,23 @@ def browser_type_launch_args(browser_type_launch_args):
 def base_url():
     # pytest-playwright's own base_url fixture warns on pytest 9; tests use live_server.url.
     return None
+
+
+@pytest.fixture
+def new_page(browser):
+    """Another member's browser: a page in a context of its own (with these options),
+    closed after the test, whether it passed or not.
+
+    A context left open keeps polling the live server on keep-alive connections, and each
+    of those server threads holds a database connection: on PostgreSQL the suite's database
+    then cannot be dropped at the end ("being accessed by other users")."""
+    contexts = []
+
+    def open_page(**context_options):
+        context = browser.new_context(**context_options)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

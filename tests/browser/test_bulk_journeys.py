@@ -107,11 +107,10 @@ def test_zip_of_the_ticked_clips(page: Page, live_server, alice, bob):
     assert len(videos) == 2
 
 
-def test_without_javascript_a_page_confirms(browser, live_server, alice, bob):
+def test_without_javascript_a_page_confirms(new_page, live_server, alice, bob):
     finished(alice, "mine one")
     finished(bob, "bob's")
-    context = browser.new_context(java_script_enabled=False)
-    page = context.new_page()
+    page = new_page(java_script_enabled=False)
     log_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/gallery/?q=mine")
     bar = page.locator("#bulk-form")
@@ -123,4 +122,3 @@ def test_without_javascript_a_page_confirms(browser, live_server, alice, bob):
     expect(page.locator(".messages")).to_contain_text("1 clip is now private.")
     expect(page).to_have_url(re.compile(r"/gallery/\?q=mine$"))
     assert Generation.objects.get(prompt="mine one").visibility == "private"
-    context.close()

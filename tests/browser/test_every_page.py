@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from generations import boards, review
 from generations.archive import extract_poster
@@ -167,19 +167,16 @@ def _seed(root, bob) -> dict[str, str]:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_every_page_fits_and_reads(
-    browser: Browser, live_server, django_user_model, bob, scheme, size
-):
+def test_every_page_fits_and_reads(new_page, live_server, django_user_model, bob, scheme, size):
     root = django_user_model.objects.create_superuser("root", password="root-pass")
     pages = _seed(root, bob)
     shots = Path(os.environ["KLING_SHOTS"]) if os.environ.get("KLING_SHOTS") else None
-    context = browser.new_context(
+    page = new_page(
         viewport=SIZES[size],
         color_scheme=scheme,
         is_mobile=size == "phone",
         has_touch=size == "phone",
     )
-    page = context.new_page()
     errors: list[str] = []
     page.on(
         "console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None
@@ -217,6 +214,5 @@ def test_every_page_fits_and_reads(
     page.locator("input.pick").nth(2).click(modifiers=["Shift"])
     expect(page.locator("#bulk-form")).to_contain_text("3 selected")
     check("mine-selected")
-    context.close()
     assert problems == [], "\n".join(problems)
     assert [e for e in errors if not re.search(r"favicon", e)] == []

@@ -6,7 +6,7 @@ import csv
 import io
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from generations.models import ApiKey, Generation
 from generations.simulator import Simulator
@@ -25,7 +25,7 @@ def log_in(page: Page, base: str, username: str, password: str, *, admin: bool =
 
 
 def test_limits_stop_the_third_job_and_usage_shows_two(
-    page: Page, browser: Browser, live_server, alice, django_user_model
+    page: Page, new_page, live_server, alice, django_user_model
 ):
     django_user_model.objects.create_superuser("root", password="root-pass")
     base = live_server.url
@@ -49,7 +49,7 @@ def test_limits_stop_the_third_job_and_usage_shows_two(
         expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
 
         # The member, in a browser of her own, submits three prompts.
-        member = browser.new_context().new_page()
+        member = new_page()
         member.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         log_in(member, base, "alice", "alice-pass")
         expect(member.get_by_role("heading", name="New video")).to_be_visible()

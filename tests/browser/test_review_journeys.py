@@ -15,7 +15,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from generations import boards
 from generations.archive import extract_poster
@@ -73,7 +73,7 @@ def player_time(page: Page) -> float:
 
 
 def test_comment_at_a_moment_inbox_seek_approve_and_filter(
-    browser: Browser, live_server, alice, bob, charlie
+    new_page, live_server, alice, bob, charlie
 ):
     base = live_server.url
     clip = finished(alice, "A lighthouse in a storm at night")
@@ -82,7 +82,7 @@ def test_comment_at_a_moment_inbox_seek_approve_and_filter(
     charlie.groups.add(Group.objects.get_or_create(name="Reviewers")[0])
 
     # Alice has the gallery open; her header polls for the unread count.
-    alice_page = browser.new_context().new_page()
+    alice_page = new_page()
     alice_errors = watch_errors(alice_page)
     alice_page.clock.install()
     log_in(alice_page, base, "alice")
@@ -92,7 +92,7 @@ def test_comment_at_a_moment_inbox_seek_approve_and_filter(
     alice_page.evaluate("window.sameDocument = true")
 
     # Bob pins a comment to 0:02 from the player's position, and rates the clip 4.
-    bob_page = browser.new_context().new_page()
+    bob_page = new_page()
     bob_errors = watch_errors(bob_page)
     log_in(bob_page, base, "bob")
     bob_page.goto(f"{base}/g/{clip.public_id}/")
@@ -146,7 +146,7 @@ def test_comment_at_a_moment_inbox_seek_approve_and_filter(
     expect(alice_page.locator("#inbox-link .count")).to_have_count(0)
 
     # Charlie (a reviewer) approves it with a note.
-    charlie_page = browser.new_context().new_page()
+    charlie_page = new_page()
     charlie_errors = watch_errors(charlie_page)
     log_in(charlie_page, base, "charlie")
     charlie_page.goto(f"{base}/g/{clip.public_id}/")
