@@ -18,7 +18,8 @@ is near zero: on a shared machine they measure the neighbours.
 
     .venv/bin/python -m bench load        # about two minutes
 
-Environment: KLING_BENCH_LOAD_PORT (8126), KLING_BENCH_LOAD_DB (kling_prod_bench, dropped and
+Environment: KLING_BENCH_LOAD_KEEP=1 (keep the run's directory: gunicorn's log, each request's
+time), KLING_BENCH_LOAD_PORT (8126), KLING_BENCH_LOAD_DB (kling_prod_bench, dropped and
 made anew), KLING_BENCH_PG (the PostgreSQL server), KLING_BENCH_LOAD_SECONDS (75), and for
 comparing configurations KLING_BENCH_ENV_<NAME>=value (sets NAME for gunicorn, e.g.
 KLING_BENCH_ENV_WEB_CONCURRENCY=4) and KLING_BENCH_GUNICORN_CONF (another config file).
@@ -30,6 +31,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -364,6 +366,10 @@ def run() -> bool:
             web.send_signal(signal.SIGTERM)
             web.wait(timeout=40)
         _database(create=False)
+        if os.environ.get("KLING_BENCH_LOAD_KEEP") == "1":  # gunicorn's log, every request
+            print(f"kept: {var} (gunicorn.log, results.json)")
+        else:
+            shutil.rmtree(var, ignore_errors=True)
 
     ok = True
     print(

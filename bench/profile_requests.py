@@ -11,6 +11,7 @@ time) and keeps its statistics for pstats.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,8 @@ def main(argv: list[str]) -> int:
         )
     finally:
         _database(create=False)
+        if not profile:
+            shutil.rmtree(var, ignore_errors=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     if profile:
         print(f"cProfile's statistics (CPU time): {var / 'profile.pstats'}")
