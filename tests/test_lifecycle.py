@@ -444,6 +444,8 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
     all under way together."""
     import threading
 
+    from django.db import connection
+
     from generations.lifecycle import store
 
     gens = [queued(alice, prompt=f"clip {i}") for i in range(8)]
@@ -472,7 +474,16 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
 
     monkeypatch.setattr(CometAPIClient, "download", slow_download)
     stop = threading.Event()
-    loop = threading.Thread(target=store.StoreLoop(8).run, args=(stop,))
+
+    def run_loop() -> None:
+        try:
+            store.StoreLoop(8).run(stop)
+        finally:
+            # The loop's own connection (it looks for clips): left open, it would be
+            # garbage-collected in a later test, a ResourceWarning on PostgreSQL.
+            connection.close()
+
+    loop = threading.Thread(target=run_loop)
     loop.start()
     try:
         deadline = time.monotonic() + 30
