@@ -52,11 +52,14 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import psutil
 
 if TYPE_CHECKING:
     from tests.stack import Cluster
@@ -182,15 +185,11 @@ def scheduled_reads(seconds_upstream: float, schedule: tuple[float, ...]) -> tup
 
 
 def rss_mb(pids: list[int]) -> float:
-    total_kb = 0
+    total = 0
     for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return total_kb / 1024
+        with suppress(psutil.Error):
+            total += psutil.Process(pid).memory_info().rss
+    return total / 2**20
 
 
 def report_stragglers(sim, cluster_log: str) -> None:

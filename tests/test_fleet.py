@@ -92,7 +92,6 @@ def test_two_machines_share_the_work_and_one_dying_loses_nothing(alice, bob):
         ApiKey.objects.create(name=name, secret=secret, concurrency_limit=KEY_LIMIT)
     broker = "redis" if "redis" in settings.Q_CLUSTER else "orm"
     print(f"broker: {broker}, database: {settings.DATABASES['default']['ENGINE']}")
-    kept = True  # the clusters' logs are kept unless the test gets to the end
     with Simulator(
         speed=SIM_SPEED,
         seed=13,
@@ -149,14 +148,14 @@ def test_two_machines_share_the_work_and_one_dying_loses_nothing(alice, bob):
                 raise AssertionError(describe_stragglers()) from None
             recovered_in = time.monotonic() - killed_at
             survivor_work = survivor.work()
-            kept = False
-        finally:
+        except BaseException:
             for cluster in (victim, survivor):
                 cluster.stop()  # the victim only if the test failed before it was killed
-                cluster.close(keep=kept)
+                cluster.close(keep=True)  # for diagnosis: the paths are printed
+            raise
+        survivor.stop()
         tasks = {t["_sim"]["request"]["external_task_id"]: t for t in sim.tasks()}
         state = sim.state()
-
     print(
         f"{COUNT} generations, {left_at_kill} unfinished when the victim died with "
         f"{len(interrupted)} downloads under way; all ended {recovered_in:.1f} s later"
@@ -164,7 +163,17 @@ def test_two_machines_share_the_work_and_one_dying_loses_nothing(alice, bob):
     for name, work in (("victim", victim_work), ("survivor", survivor_work)):
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(work.items())))
     print(f"simulator: {state['requests']}, peak running per key {state['peak_active']}")
+    try:
+        check_the_outcome(sim, gens, interrupted, tasks, victim_work, survivor_work)
+    except BaseException:
+        for cluster in (victim, survivor):
+            cluster.close(keep=True)
+        raise
+    for cluster in (victim, survivor):
+        cluster.close()
 
+
+def check_the_outcome(sim, gens, interrupted, tasks, victim_work, survivor_work) -> None:
     # Every generation ended as its prompt says, created upstream once (a refused create
     # made nothing), and every finished clip is in our storage with its poster.
     for gen in Generation.objects.filter(pk__in=[g.pk for g in gens]):
