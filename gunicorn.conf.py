@@ -23,9 +23,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 20
 keepalive = 5
 # Replace a worker now and then, so a slow leak can't grow for ever; jitter keeps them from
-# all restarting at once.
-max_requests = 5000
-max_requests_jitter = 500
+# all restarting at once. Not too often: 200 open cards make 100 polls a second, so 5000
+# replaced each worker every two minutes, and each new worker spends a second or two of CPU
+# importing the application and warming its caches, on the cores serving the requests.
+max_requests = 50000
+max_requests_jitter = 5000
 # The proxy sets X-Forwarded-Proto (Django's SECURE_PROXY_SSL_HEADER reads it); gunicorn
 # itself trusts forwarded headers only from these addresses.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")

@@ -139,6 +139,16 @@ def _machine_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def _wakeups(stop: threading.Event, late: list[float]) -> None:
+    """How late a sleeping thread wakes: the machine's scheduling delay during the run. Every
+    request wakes several processes (gunicorn's threads, PostgreSQL's backend, locust), and
+    on a busy machine each wake-up waits its turn for a core; near 0 on a quiet machine."""
+    while not stop.is_set():
+        start = time.perf_counter()
+        time.sleep(0.005)
+        late.append(1000 * (time.perf_counter() - start - 0.005))
+
+
 def _postgres_cpu() -> dict[int, float]:
     """CPU seconds of each PostgreSQL backend serving the bench's database (same machine)."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -291,6 +301,9 @@ def run() -> bool:
         stop = threading.Event()
         moves: list[int] = []
         mover = threading.Thread(target=lambda: moves.append(_move_cards(stop, rng)))
+        late: list[float] = []
+        prober = threading.Thread(target=_wakeups, args=(stop, late))
+        prober.start()
         mover.start()
         results = var / "results.json"
         started = time.time()
@@ -341,6 +354,7 @@ def run() -> bool:
         wall = time.time() - started
         stop.set()
         mover.join()
+        prober.join()
         if not results.exists():
             print(locust.stdout, locust.stderr, sep="\n")
             return False
@@ -394,6 +408,19 @@ def run() -> bool:
         f"CPU over the {wall:.0f} s run (2 cores = {2 * wall:.0f} s): gunicorn {cpu_used:.1f} s, "
         f"locust {locust_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s, this bench {bench_cpu:.1f} s, "
         f"the rest of the machine {max(0.0, others):.1f} s"
+    )
+    starts = [r[0] - r[2] / 1000 for r in records if r[1] == "status partial"]
+    bins = [0] * 20
+    for start in starts:
+        bins[int(start % 2.0 * 10) % 20] += 1
+    print(
+        f"poll starts per 100 ms of the 2 s period: fewest {min(bins)}, most {max(bins)} "
+        f"(even: {len(starts) / 20:.0f}; KLING_BENCH_LOAD_HERD=1 puts the pollers in step)"
+    )
+    print(
+        f"scheduling delay (a thread waking from a 5 ms sleep, {len(late)} times): "
+        f"p50 {_percentile(late, 0.5):.2f} ms, p99 {_percentile(late, 0.99):.2f} ms, "
+        f"max {max(late):.1f} ms (a quiet machine: well under 1 ms)"
     )
     errors = {r[3] for r in records if r[3]}
     if errors:

@@ -7,16 +7,21 @@ bench computes exact percentiles from those.
 
 import json
 import os
+import random
 import re
 import time
 from urllib.parse import quote
 
-from locust import FastHttpUser, between, constant_pacing, events, task
+import gevent
+from locust import FastHttpUser, between, events, task
 
 SESSIONS = json.loads(open(os.environ["LOAD_SESSIONS"]).read())  # noqa: SIM115, PTH123
 _pollers = iter(SESSIONS["pollers"])
 _submitters = iter(SESSIONS["submitters"])
 _records: list[tuple[float, str, float, str]] = []
+PERIOD = 2.0  # seconds between two polls of one card (hx-trigger="every 2s")
+# KLING_BENCH_LOAD_HERD=1: the pollers in step, as the bench first ran (to compare).
+HERD = os.environ.get("KLING_BENCH_LOAD_HERD") == "1"
 VERSION_RE = re.compile(r'/status/\?v=([^"&]+)"')
 
 
@@ -40,14 +45,29 @@ def _headers(member: dict, **extra: str) -> dict:
 
 class PollingMember(FastHttpUser):
     """A member with one card in flight on screen: htmx asks for its status every 2 s,
-    sending the version it shows (204 while unchanged)."""
+    sending the version it shows (204 while unchanged).
+
+    htmx's `every 2s` counts from when the member's page loaded, and members load their pages
+    at independent moments, so each poller starts at its own point of the 2 s period. Without
+    that, locust's spawning (20 users at once, each second) kept 100 pollers in step: every
+    second, 100 polls left within the same few milliseconds, and the bench measured that herd
+    queueing for 8 threads rather than 200 members (docs/benchmarks.md)."""
 
     fixed_count = len(SESSIONS["pollers"])
-    wait_time = constant_pacing(2)
 
     def on_start(self) -> None:
         self.member = next(_pollers)
         self.version = self.member["version"]
+        if not HERD:
+            index = SESSIONS["pollers"].index(self.member)
+            gevent.sleep(random.Random(index).uniform(0, PERIOD))
+        self.due = time.time()  # this poll's moment; the next ones every PERIOD after it
+
+    def wait_time(self) -> float:
+        # As htmx's timer: every PERIOD from the first poll, however long a poll took.
+        # (locust's constant_pacing counts from the user's creation, undoing the offset.)
+        self.due += PERIOD
+        return max(0.0, self.due - time.time())
 
     @task
     def poll(self) -> None:
