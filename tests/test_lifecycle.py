@@ -334,12 +334,18 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
         held_until=lifecycle.now() + timedelta(minutes=5),
         holder=f"{leases.node_name()}:{dead.pid}:1",
     )
-    assert lifecycle.take_lease("pump", timedelta(seconds=30))
-    # A live holder on another machine keeps it until its lease runs out.
-    WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1:1")
-    assert not lifecycle.take_lease("pump", timedelta(seconds=30))
-    WorkerLease.objects.filter(name="pump").update(held_until=lifecycle.now())
-    assert lifecycle.take_lease("pump", timedelta(seconds=30))
+    try:
+        assert lifecycle.take_lease("pump", timedelta(seconds=30))
+        # A live holder on another machine keeps it until its lease runs out.
+        WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1:1")
+        assert not lifecycle.take_lease("pump", timedelta(seconds=30))
+        WorkerLease.objects.filter(name="pump").update(held_until=lifecycle.now())
+        assert lifecycle.take_lease("pump", timedelta(seconds=30))
+    finally:
+        # Held, the lease would be renewed by this process's heartbeat thread for the rest
+        # of the run: in later tests without database access (RuntimeError in that thread),
+        # and on PostgreSQL while the test database is dropped at the end.
+        leases.release_lease("pump")
 
 
 def test_a_live_process_on_this_machine_is_not_taken_for_dead(db):
@@ -438,6 +444,8 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
     all under way together."""
     import threading
 
+    from django.db import connection
+
     from generations.lifecycle import store
 
     gens = [queued(alice, prompt=f"clip {i}") for i in range(8)]
@@ -466,7 +474,16 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
 
     monkeypatch.setattr(CometAPIClient, "download", slow_download)
     stop = threading.Event()
-    loop = threading.Thread(target=store.StoreLoop(8).run, args=(stop,))
+
+    def run_loop() -> None:
+        try:
+            store.StoreLoop(8).run(stop)
+        finally:
+            # The loop's own connection (it looks for clips): left open, it would be
+            # garbage-collected in a later test, a ResourceWarning on PostgreSQL.
+            connection.close()
+
+    loop = threading.Thread(target=run_loop)
     loop.start()
     try:
         deadline = time.monotonic() + 30
