@@ -433,13 +433,17 @@ def fleet_cluster(name: str, base_url: str, site_url: str) -> Cluster:
     return Cluster(env, name=name)
 
 
-def downloading(sim, cluster) -> set[str]:
-    """Task ids whose clip `cluster` is downloading now (asked, not yet sent in full)."""
+def downloading(sim, cluster, begun_within: float = 0) -> set[str]:
+    """Task ids whose clip `cluster` is downloading now (asked, not yet sent in full; and
+    begun less than `begun_within` seconds ago, if given)."""
     started = set(cluster.downloads_started())
+    since = (time.time() - begun_within) * 1000 if begun_within else 0
     return {
         t["task_id"]
         for t in sim.tasks()
-        if t["task_id"] in started and t["_sim"]["downloads_completed"] == 0
+        if t["task_id"] in started
+        and t["_sim"]["downloads_completed"] == 0
+        and t["_sim"]["downloads"][-1] >= since
     }
 
 
@@ -493,7 +497,9 @@ def run_fleet(scenario: str, mode: str) -> FleetResult:
                 if scenario == "fleet-kill" and killed_at is None:
                     stored = Generation.objects.filter(status=Status.SUCCEEDED).count()
                     mid_run = stored >= FLEET_KILL_AFTER_STORED
-                    under_way = downloading(sim, victim) if mid_run else set()
+                    # In the first half of a download, so it is still under way at the kill.
+                    fresh = FLEET_DOWNLOAD_SECONDS / 2
+                    under_way = downloading(sim, victim, fresh) if mid_run else set()
                     # Killed while it downloads; or, should it never be seen downloading,
                     # once half the clips are stored.
                     if under_way or stored >= FLEET_CLIPS // 2:

@@ -27,9 +27,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(trans
 SIM_SPEED = 20.0
 LIFECYCLE_SPEED = "30"
 COUNT = 200
-# Seconds of the simulator's clock a clip's download takes (1 s at 20x): long enough that a
-# kill finds downloads under way, short enough for 180 of them.
-DOWNLOAD_DELAY = 20.0
+# Seconds of the simulator's clock a clip's download takes (1.5 s at 20x): long enough that
+# a kill finds downloads under way, short enough for 180 of them.
+DOWNLOAD_DELAY = 30.0
+# The kill comes while a download is in its first half, so it is still under way when the
+# process dies (one seen near its end could be sent in full before the kill lands).
+FRESH = DOWNLOAD_DELAY / SIM_SPEED / 2
 # The victim dies once this many clips are stored, at a moment it is downloading.
 KILL_AFTER_STORED = 20
 KEYS = {"fleet-one": "sk-fleet-one-0123456789abcdef", "fleet-two": "sk-fleet-two-0123456789abcdef"}
@@ -63,16 +66,20 @@ def machine(name: str, sim: Simulator) -> Cluster:
     return Cluster(env, name=name)
 
 
-def downloads_under_way(sim: Simulator, cluster: Cluster) -> set[str]:
+def downloads_under_way(sim: Simulator, cluster: Cluster, begun_within: float = 0) -> set[str]:
     """Task ids whose clip `cluster` is downloading now: it sent the request and the
-    simulator has not finished sending a copy of the clip."""
+    simulator has not finished sending a copy of the clip (and began less than
+    `begun_within` seconds ago, if given)."""
     started = set(cluster.downloads_started())
     if not started:
         return set()
+    since = (time.time() - begun_within) * 1000 if begun_within else 0
     return {
         task["task_id"]
         for task in sim.tasks()
-        if task["task_id"] in started and task["_sim"]["downloads_completed"] == 0
+        if task["task_id"] in started
+        and task["_sim"]["downloads_completed"] == 0
+        and task["_sim"]["downloads"][-1] >= since
     }
 
 
@@ -125,7 +132,7 @@ def test_two_machines_share_the_work_and_one_dying_loses_nothing(alice, bob):
                 assert unfinished(), "everything ended before the victim was seen downloading"
                 if not victim.work()["stored"]:
                     return set()
-                return downloads_under_way(sim, victim)
+                return downloads_under_way(sim, victim, begun_within=FRESH)
 
             wait_for(
                 victim_downloading,
