@@ -12,7 +12,7 @@ Figures and the conditions they were measured in: docs/benchmarks.md.
 Besides p50/p99 and errors per request, it prints what makes them comparable: gunicorn's CPU
 per request of each kind sent one at a time before the load (independent of the machine's
 load), gunicorn's CPU per request under load, the CPU used during the run by gunicorn,
-locust, PostgreSQL's backends and by everything else on the machine (/proc/stat), and the
+locust, PostgreSQL's backends and by everything else on the machine (psutil), and the
 load average before and after. Latencies mean something only when "the rest of the machine"
 is near zero: on a shared machine they measure the neighbours.
 
@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import psutil
 import psycopg
 from cryptography.fernet import Fernet
 
@@ -112,33 +113,27 @@ def _percentile(values: list[float], q: float) -> float:
 def _cpu_seconds(root: int) -> float:
     """User + system CPU of `root` and its descendants (gunicorn's master and workers), with
     the descendants that have ended since."""
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = fields
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            total += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime (ticks)
-            # cutime, cstime: children it has reaped, such as a gunicorn worker replaced
-            # after max_requests (its CPU leaves the tree when it exits, and lands here).
-            total += int(stats[pid][13]) + int(stats[pid][14])
-        todo.extend(children.get(pid, []))
-    return total / os.sysconf("SC_CLK_TCK")
+    try:
+        procs = [psutil.Process(root)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        # children_*: descendants it has reaped, such as a gunicorn worker replaced after
+        # max_requests (its CPU leaves the tree when it exits, and lands here).
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def _machine_busy() -> float:
-    """Seconds of CPU the whole machine has spent busy (all cores, /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    """Seconds of CPU the whole machine has spent busy (all cores)."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
 
 
 def _wakeups(stop: threading.Event, late: list[float]) -> None:
@@ -160,10 +155,10 @@ def _postgres_cpu() -> dict[int, float]:
     out = {}
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
             continue  # PostgreSQL on another machine, or the backend just ended
-        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out[pid] = t.user + t.system
     return out
 
 

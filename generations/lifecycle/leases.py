@@ -188,9 +188,10 @@ class Keeper:
             last = time.monotonic()
             try:
                 self.beat()
-            except DatabaseError:
-                # The database is away: the claims may run out, and whoever takes them over
-                # redoes the step safely (a create is looked up first; a store is idempotent).
+            except Exception:
+                # The database is away (or anything else went wrong): the claims may run out,
+                # and whoever takes them over redoes the step safely (a create is looked up
+                # first; a store is one conditional UPDATE). The heartbeat itself goes on.
                 log.warning("could not renew this process's claims", exc_info=True)
             finally:
                 # A daemon thread is never joined: it holds no connection between beats, so

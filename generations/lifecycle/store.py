@@ -186,6 +186,7 @@ class StoreLoop:
                 # Let them claim their rows before looking again.
                 wait(started, timeout=0.05)
             # Stopping (the worker exits): the downloads under way finish, no more start.
+        connection.close()
 
     @staticmethod
     def _store(gen_id: int) -> None:
