@@ -51,7 +51,7 @@ def write_elsewhere(db_path: str, checkpoint: bool = False) -> int:
         other.close()
 
 
-@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's WAL")
+@pytest.mark.sqlite
 @pytest.mark.django_db(transaction=True)
 def test_a_stalled_zip_holds_no_snapshot(client, alice):
     many_clips(alice)
