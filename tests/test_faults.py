@@ -42,7 +42,8 @@ def prompt_for(i: int) -> str:
 
 
 def create_many(owners, count: int) -> list[Generation]:
-    """Rows created as the studio form does (row + enqueue on commit), owners alternating."""
+    """Rows created as the studio form does (queued rows the engine dispatches), owners
+    alternating."""
     return [
         lifecycle.create_generation(
             owners[i % len(owners)],

@@ -67,7 +67,7 @@ def store_clip(gen_id: int) -> bool:
 
 
 def _store_clip(gen: Generation) -> None:
-    """The claimed half of archive_result: download, poster, then the row says finished."""
+    """The claimed half of store_clip: download, poster, then the row says finished."""
     if not gen.remote_video_url:
         fail(gen, "no_video", "Kling reported success but sent no video.")
         return
