@@ -223,7 +223,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
     from generations import lifecycle
     from generations.lifecycle import POLL_SCHEDULE, PUSH_QUIET, RECONCILE_SCHEDULE
     from generations.models import TERMINAL, ApiKey, Generation
-    from generations.simulator import SLOW_FACTOR, Simulator
+    from generations.simulator.server import SLOW_FACTOR, Simulator
     from tests.stack import Cluster, database_url
 
     reset_database()
@@ -454,7 +454,7 @@ def run_fleet(scenario: str, mode: str) -> FleetResult:
 
     from generations import lifecycle
     from generations.models import TERMINAL, ApiKey, Generation, Status
-    from generations.simulator import Simulator
+    from generations.simulator.server import Simulator
 
     reset_database()
     users = [get_user_model().objects.get_or_create(username=f"bench-{i}")[0] for i in range(5)]

@@ -9,9 +9,10 @@ from django.db.models import Count, ExpressionWrapper, F, OuterRef, Subquery, Su
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
-from . import audit, budgets, costs, keypool, lifecycle
-from . import capabilities as caps
+from . import lifecycle
 from .crypto import fernet
+from .governance import audit, budgets, costs, keypool
+from .kling import capabilities as caps
 from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
 

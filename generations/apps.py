@@ -6,6 +6,7 @@ class GenerationsConfig(AppConfig):
     verbose_name = "Generations"
 
     def ready(self) -> None:
-        from . import audit, signals  # noqa: F401  (signals connects the cluster start-up kick)
+        from . import signals  # noqa: F401  (signals connects the cluster start-up kick)
+        from .governance import audit
 
         audit.connect_signals()

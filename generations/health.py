@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import heartbeat
+from .lifecycle import heartbeat
 from .models import ApiKey, Generation, Status
 
 HEARTBEAT_STALE = timedelta(minutes=2)

@@ -691,4 +691,4 @@ class DownloadSlot(models.Model):
         return f"download slot {self.number} of {self.owner_id} until {self.expires_at}"
 
 
-from .heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)
+from .lifecycle.heartbeat import ClusterHeartbeat  # noqa: E402, F401 (registers the model)

@@ -4,7 +4,7 @@ The lifecycle itself needs no tasks: the engine runs in every worker process of 
 (generations/lifecycle/engine.py). What is left is scheduled upkeep.
 """
 
-from . import keypool
+from .governance import keypool
 
 
 def probe_keys() -> None:

@@ -1,6 +1,11 @@
 from django.urls import path
 
-from . import boards, gallery, health, inbox, review, usage, views
+from . import health
+from .galleries import gallery
+from .governance import usage
+from .review import boards, inbox
+from .review import notes as review
+from .studio import views
 
 urlpatterns = [
     path("", views.studio, name="studio"),

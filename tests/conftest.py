@@ -8,7 +8,7 @@ import os
 import pytest
 
 from generations.models import ApiKey
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from generations import audit
+from generations.governance import audit
 from generations.models import ApiKey, AuditEvent, MemberLimits, Price
 
 pytestmark = pytest.mark.django_db

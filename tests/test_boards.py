@@ -9,8 +9,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from generations import boards, review
 from generations.models import Board, BoardItem, Generation, ReviewState, Status
+from generations.review import boards
+from generations.review import notes as review
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
@@ -244,7 +245,7 @@ def test_gallery_review_filters(bob_client, alice, bob, charlie):
 
 
 def test_rating_sort_pages_through_every_clip_once(bob_client, alice, bob, settings):
-    from generations import gallery
+    from generations.galleries import gallery
 
     made = []
     for i in range(30):

@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from generations import budgets, lifecycle
+from generations import lifecycle
+from generations.governance import budgets
 from generations.models import Generation, MemberLimits, Price, Status, TeamLimits
 from tests.factories import make_generation
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import respx
 
-from generations import cometapi
-from generations.cometapi import (
+from generations.kling import client as cometapi
+from generations.kling.client import (
     CometAPIClient,
     CometAPIError,
     ContentRejected,

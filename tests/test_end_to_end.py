@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from generations.models import Generation, Status
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 
 from .stack import running_cluster, wait_for
 

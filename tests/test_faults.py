@@ -14,7 +14,7 @@ import pytest
 
 from generations import lifecycle
 from generations.models import IN_FLIGHT, ApiKey, Generation, Status
-from generations.simulator import Simulator, key_id
+from generations.simulator.server import Simulator, key_id
 
 from .stack import running_cluster, wait_for
 

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from generations import lifecycle
 from generations.models import ApiKey, Generation, Status
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 
 from .stack import Cluster, cluster_env, wait_for
 

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from generations import capabilities as caps
-from generations.forms import GenerationForm, format_estimate, price_table
+from generations.kling import capabilities as caps
 from generations.models import Generation, Price
+from generations.studio.forms import GenerationForm, format_estimate, price_table
 
 pytestmark = pytest.mark.django_db
 

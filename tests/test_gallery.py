@@ -10,8 +10,9 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import boards, review
 from generations.models import Board, Favourite, Generation, Price, ReviewState, Status
+from generations.review import boards
+from generations.review import notes as review
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from generations import heartbeat
-from generations.heartbeat import ClusterHeartbeat
+from generations.lifecycle import heartbeat
 from generations.lifecycle.engine import run_pump
+from generations.lifecycle.heartbeat import ClusterHeartbeat
 from generations.models import Status
 
 from .factories import make_generation

@@ -5,8 +5,9 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from generations import boards, review
 from generations.models import Board, InboxPreference, Notification, ReviewState, Status
+from generations.review import boards
+from generations.review import notes as review
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ that names the character and where it is; ordinary line breaks are fine."""
 import pytest
 from django.urls import reverse
 
-from generations.forms import GenerationForm
 from generations.models import Generation
+from generations.studio.forms import GenerationForm
 from generations.validators import VisibleTextValidator, invisible_characters
 
 BASE = {

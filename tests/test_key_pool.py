@@ -14,9 +14,10 @@ from django.test import RequestFactory
 from django.views.debug import ExceptionReporter
 from django_q.models import OrmQ, Schedule
 
-from generations import audit, keypool, lifecycle
+from generations import lifecycle
+from generations.governance import audit, keypool
 from generations.models import ApiKey, AuditEvent, Generation, RetiredSecret, Status
-from generations.simulator import key_id
+from generations.simulator.server import key_id
 from tests.factories import drive, make_generation
 
 pytestmark = pytest.mark.django_db
@@ -202,7 +203,7 @@ def test_disable_and_enable_from_the_shell_and_admin(pool, root_client):
 
 
 def test_the_probe_brings_a_key_back_when_cometapi_accepts_it(settings, db):
-    from generations.simulator import Simulator
+    from generations.simulator.server import Simulator
 
     with Simulator(speed=20.0, seed=3, keys=[OLD]) as sim:
         settings.COMETAPI_BASE_URL = sim.base_url

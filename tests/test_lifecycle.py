@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from generations import archive, lifecycle
-from generations.cometapi import CometAPIClient, RemoteTask
-from generations.lifecycle import engine
+from generations import lifecycle
+from generations.kling.client import CometAPIClient, RemoteTask
+from generations.lifecycle import archive, engine
 from generations.models import ApiKey, Generation, Status
 from tests.factories import drive, make_generation
 

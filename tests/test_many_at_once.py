@@ -2,7 +2,7 @@
 
 import pytest
 
-from generations import capabilities as caps
+from generations.kling import capabilities as caps
 from generations.models import Generation
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from generations import capabilities as caps
-from generations.forms import GenerationForm, price_table
+from generations.kling import capabilities as caps
 from generations.management.commands.run_studio import DEMO_ADMIN, Command
 from generations.models import ApiKey, Price, Status
+from generations.studio.forms import GenerationForm, price_table
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def test_favicon_ico_is_served_without_login(client):
 
 
 def test_the_policy_refusal_says_it_once():
-    from generations.cometapi import ContentRejected
+    from generations.kling.client import ContentRejected
     from generations.lifecycle import member_message
 
     text = member_message(ContentRejected("content security policy: refused", code=1301))

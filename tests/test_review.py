@@ -5,7 +5,6 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from generations import review
 from generations.models import (
     COMMENT_MAX,
     Comment,
@@ -17,6 +16,7 @@ from generations.models import (
     Status,
     Verb,
 )
+from generations.review import notes as review
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db

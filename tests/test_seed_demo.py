@@ -4,7 +4,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
-from generations import capabilities as caps
+from generations.kling import capabilities as caps
 from generations.models import TERMINAL, Favourite, Generation, Status
 
 pytestmark = pytest.mark.django_db

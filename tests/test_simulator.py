@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from generations.simulator import Simulator, key_id
+from generations.simulator.server import Simulator, key_id
 
 ROOT = Path(__file__).resolve().parents[1]
 CREATE = "/kling/v1/videos/text2video"
@@ -520,7 +520,7 @@ def test_sim_endpoints_report_state_and_change_faults(sim: Simulator, http: http
 
 def test_the_module_runs_without_django() -> None:
     code = (
-        "import sys; import generations.simulator as s; "
+        "import sys; import generations.simulator.server as s; "
         "assert not any(m.startswith('django') for m in sys.modules); "
         "sim = s.Simulator().start(); print(sim.base_url); sim.stop()"
     )

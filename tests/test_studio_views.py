@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import capabilities as caps
+from generations.kling import capabilities as caps
 from generations.models import Favourite, Generation, Price, Status
 from tests.factories import make_generation
 

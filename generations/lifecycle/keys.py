@@ -7,13 +7,9 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db.models import Count, Q
 
-from .. import keypool
-from ..cometapi import (
-    CometAPIClient,
-    CometAPIError,
-    KeyRejected,
-)
 from ..crypto import DecryptionError
+from ..governance import keypool
+from ..kling.client import CometAPIClient, CometAPIError, KeyRejected
 from ..models import ApiKey, Generation
 from .base import HOLDS_SLOT, now
 

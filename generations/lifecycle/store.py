@@ -14,11 +14,9 @@ from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, close_old_connections, connection
 
-from .. import archive
-from ..cometapi import (
-    CometAPIError,
-)
+from ..kling.client import CometAPIError
 from ..models import Generation, Status
+from . import archive
 from .base import (
     ARCHIVE_GIVE_UP,
     ARCHIVE_RETRY,

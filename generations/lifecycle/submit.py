@@ -10,14 +10,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.urls import reverse
 
-from .. import budgets, keypool
-from ..cometapi import (
-    CometAPIError,
-    KeyRejected,
-    RateLimited,
-    RemoteTask,
-    RequestRejected,
-)
+from ..governance import budgets, keypool
+from ..kling.client import CometAPIError, KeyRejected, RateLimited, RemoteTask, RequestRejected
 from ..models import IN_FLIGHT, Generation, RemoteStatus, Status
 from .base import (
     OUTAGE_BACKOFF,

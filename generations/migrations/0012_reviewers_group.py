@@ -1,6 +1,6 @@
 from django.db import migrations
 
-REVIEWERS = "Reviewers"  # generations.review.REVIEWERS_GROUP; admins add members in admin
+REVIEWERS = "Reviewers"  # generations.review.notes.REVIEWERS_GROUP; admins add members in admin
 
 
 def create_group(apps, schema_editor):

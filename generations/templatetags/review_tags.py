@@ -5,8 +5,9 @@ from django import template
 from django.utils.html import format_html, urlize
 from django.utils.safestring import SafeString, mark_safe
 
-from generations import inbox, review
 from generations.models import Board, BoardItem
+from generations.review import inbox
+from generations.review import notes as review
 
 register = template.Library()
 

@@ -8,8 +8,8 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from generations import capabilities as caps
-from generations import costs
+from generations.governance import costs
+from generations.kling import capabilities as caps
 
 register = template.Library()
 

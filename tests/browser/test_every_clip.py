@@ -5,7 +5,7 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import Page, expect
 
-from generations.simulator import _clip
+from generations.simulator.server import _clip
 from tests.browser.test_gallery_journeys import finished, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -41,8 +41,8 @@ def test_copy_prompt_and_preview_on_every_list(page: Page, live_server, alice, w
 
 
 def test_copy_prompt_on_every_page_that_shows_a_clip(page: Page, live_server, alice):
-    from generations import boards
     from generations.models import Board
+    from generations.review import boards
 
     gen = finished(alice, "A lantern on the water")
     other = finished(alice, "A second lantern")

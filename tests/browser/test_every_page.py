@@ -14,10 +14,11 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from generations import boards, review
-from generations.archive import extract_poster
+from generations.lifecycle.archive import extract_poster
 from generations.models import Board, Price, Status
-from generations.simulator import _clip
+from generations.review import boards
+from generations.review import notes as review
+from generations.simulator.server import _clip
 from tests.browser.test_gallery_journeys import log_in
 from tests.factories import make_generation
 

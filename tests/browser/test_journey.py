@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from generations.models import Generation
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 from tests.stack import running_cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

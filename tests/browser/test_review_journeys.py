@@ -17,10 +17,10 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from generations import boards
-from generations.archive import extract_poster
+from generations.lifecycle.archive import extract_poster
 from generations.models import Board, Generation, Status
-from generations.simulator import _clip
+from generations.review import boards
+from generations.simulator.server import _clip
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import Page, expect
 
-from generations import zipslots
+from generations.galleries import zipslots
 from generations.models import Generation, Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

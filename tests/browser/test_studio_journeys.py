@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from generations.models import Generation, Price, Status
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 from tests.browser.test_journey import log_in
 from tests.stack import running_cluster, wait_for
 

@@ -1,6 +1,6 @@
 """``manage.py cometapi_simulator``: run the bundled fake CometAPI until Ctrl-C.
 
-A thin wrapper over ``generations.simulator``; point ``COMETAPI_BASE_URL`` at the URL it
+A thin wrapper over ``generations.simulator.server``; point ``COMETAPI_BASE_URL`` at the URL it
 prints. Any key works unless ``--keys`` is given.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generations.simulator import Simulator
+from generations.simulator.server import Simulator
 
 DEFAULT_PORT = 8765
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from generations import audit, keypool
+from generations.governance import audit, keypool
 from generations.models import ApiKey
 
 

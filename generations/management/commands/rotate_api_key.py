@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from generations import audit, keypool
+from generations.governance import audit, keypool
 from generations.management.commands.add_api_key import read_secret
 from generations.models import ApiKey
 

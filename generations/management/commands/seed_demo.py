@@ -22,8 +22,8 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from generations import capabilities as caps
-from generations.archive import extract_poster
+from generations.kling import capabilities as caps
+from generations.lifecycle.archive import extract_poster
 from generations.models import Favourite, Generation, Price, Status, Visibility
 
 TEAM = ["ana", "ben", "chloe", "dev", "emi", "farid"]

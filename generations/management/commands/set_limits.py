@@ -3,8 +3,8 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generations import audit
-from generations.budgets import money
+from generations.governance import audit
+from generations.governance.budgets import money
 from generations.models import MemberLimits, TeamLimits
 
 UNSET = object()  # the option was not given: leave that limit as it is

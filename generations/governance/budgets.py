@@ -25,8 +25,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Subquery, Sum
 from django.utils import timezone
 
-from . import capabilities as caps
-from .models import Generation, MemberLimits, Price, Status, TeamLimits
+from ..kling import capabilities as caps
+from ..models import Generation, MemberLimits, Price, Status, TeamLimits
 
 # Rows whose price counts against a budget: accepted and not refunded (see above).
 CHARGED = ~Q(status=Status.FAILED) & ~Q(status=Status.CANCELLED, create_sent=False)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from .models import DownloadSlot
+from ..models import DownloadSlot
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from . import budgets, forms, gallery, lifecycle
-from . import capabilities as caps
-from .cometapi import CometAPIError, parse_callback
+from .. import lifecycle
+from ..galleries import gallery
+from ..galleries.ranged import ranged_file_response
+from ..governance import budgets
+from ..kling import capabilities as caps
+from ..kling.client import CometAPIError, parse_callback
+from ..models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
+from . import forms
 from .forms import GenerationForm
-from .models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
-from .ranged import ranged_file_response
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 24

@@ -25,9 +25,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import budgets, csvsafe
-from .gallery import _day_start, _within_range
-from .models import Generation, Status
+from .. import csvsafe
+from ..galleries.gallery import _day_start, _within_range
+from ..models import Generation, Status
+from . import budgets
 
 CSV_COLUMNS = [
     "day",

@@ -3,10 +3,10 @@ from decimal import Decimal
 
 from django import forms
 
-from . import capabilities as caps
-from .costs import usd_label
-from .models import Generation, Price, Visibility
-from .validators import VisibleTextValidator
+from ..governance.costs import usd_label
+from ..kling import capabilities as caps
+from ..models import Generation, Price, Visibility
+from ..validators import VisibleTextValidator
 
 CAMERA_CHOICES = [("auto", "Automatic"), *caps.CAMERA_PRESETS.items(), ("simple", "Simple move")]
 CFG_DEFAULT = 0.5

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 
-from .models import AuditEvent
+from ..models import AuditEvent
 
 KEY_ADDED = "key added"
 KEY_ROTATED = "key rotated"

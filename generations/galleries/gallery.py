@@ -33,9 +33,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from . import capabilities as caps
-from . import costs, csvsafe, zipslots
-from .models import (
+from .. import csvsafe
+from ..governance import costs
+from ..kling import capabilities as caps
+from ..models import (
     Board,
     Favourite,
     Generation,
@@ -45,6 +46,7 @@ from .models import (
     Status,
     Visibility,
 )
+from . import zipslots
 
 PAGE_SIZE = 24
 SEARCH_WORDS = 8  # more words than this in a search are ignored: each is one LIKE

@@ -26,9 +26,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from . import inbox
-from .gallery import HtmxHttpRequest, _visible
-from .models import (
+from ..galleries.gallery import HtmxHttpRequest, _visible
+from ..models import (
     COMMENT_MAX,
     RATING_CHOICES,
     Comment,
@@ -39,7 +38,8 @@ from .models import (
     Verb,
     Visibility,
 )
-from .validators import VisibleTextValidator
+from ..validators import VisibleTextValidator
+from . import inbox
 
 REVIEWERS_GROUP = "Reviewers"  # created by migration 0008; admins manage its members
 # "@bob" but not "bob@example.com" or ".../@bob" in a link.

@@ -21,20 +21,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from ..galleries.gallery import HtmxHttpRequest, _iso, _next_url, _visible, _zip_name, zip_response
+from ..models import Board, BoardItem, Comment, Generation, Rating, Review, Status, Verb, Visibility
+from ..validators import VisibleTextValidator
 from . import inbox
-from .gallery import HtmxHttpRequest, _iso, _next_url, _visible, _zip_name, zip_response
-from .models import (
-    Board,
-    BoardItem,
-    Comment,
-    Generation,
-    Rating,
-    Review,
-    Status,
-    Verb,
-    Visibility,
-)
-from .validators import VisibleTextValidator
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
 

@@ -6,7 +6,7 @@ cancelled before it was sent cost nothing; a job whose tracking was stopped is s
 
 from decimal import Decimal
 
-from .models import IN_FLIGHT, Generation, Status
+from ..models import IN_FLIGHT, Generation, Status
 
 
 def not_charged(gen: Generation) -> bool:

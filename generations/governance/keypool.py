@@ -20,9 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from .cometapi import CometAPIClient, CometAPIError, KeyRejected
-from .crypto import DecryptionError
-from .models import TERMINAL, ApiKey, Generation, RetiredSecret, mask_secret
+from ..crypto import DecryptionError
+from ..kling.client import CometAPIClient, CometAPIError, KeyRejected
+from ..models import TERMINAL, ApiKey, Generation, RetiredSecret, mask_secret
 
 log = logging.getLogger(__name__)
 

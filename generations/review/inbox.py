@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
-from .models import Board, Comment, Generation, InboxPreference, Notification, Verb, Visibility
+from ..models import Board, Comment, Generation, InboxPreference, Notification, Verb, Visibility
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 20  # the header count's poll; static/js/inbox.js reads it from the page
