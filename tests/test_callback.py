@@ -13,7 +13,7 @@ from django.db import connections
 from django.urls import reverse
 
 from generations import lifecycle
-from generations.kling.client import parse_callback
+from generations.kling import parse_callback
 from generations.models import Generation, Status
 from kling_site.logs import RedactCallbackTokens
 from tests.factories import drive, make_generation

@@ -19,8 +19,7 @@ import httpx
 import pytest
 import respx
 
-from generations.kling import client as cometapi
-from generations.kling.client import (
+from generations.kling import (
     CometAPIClient,
     CometAPIError,
     ContentRejected,
@@ -35,6 +34,7 @@ from generations.kling.client import (
     UpstreamUnavailable,
     parse_callback,
 )
+from generations.kling import client as cometapi
 
 BASE = "https://api.cometapi.com"
 TASKS = f"{BASE}/kling/v1/videos/text2video"

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from generations import lifecycle
-from generations.kling.client import CometAPIClient, RemoteTask
+from generations.kling import CometAPIClient, RemoteTask
 from generations.lifecycle import archive, engine
 from generations.models import ApiKey, Generation, Status
 from tests.factories import drive, make_generation

@@ -99,7 +99,7 @@ def test_favicon_ico_is_served_without_login(client):
 
 
 def test_the_policy_refusal_says_it_once():
-    from generations.kling.client import ContentRejected
+    from generations.kling import ContentRejected
     from generations.lifecycle import member_message
 
     text = member_message(ContentRejected("content security policy: refused", code=1301))

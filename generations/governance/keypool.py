@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from ..crypto import DecryptionError
-from ..kling.client import CometAPIClient, CometAPIError, KeyRejected
+from ..kling import CometAPIClient, CometAPIError, KeyRejected
 from ..models import TERMINAL, ApiKey, Generation, RetiredSecret, mask_secret
 
 log = logging.getLogger(__name__)

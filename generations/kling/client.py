@@ -7,8 +7,7 @@ The client never retries by itself: the caller owns retries, because a create wh
 outcome is unknown must first be looked up by `external_task_id`, never blindly resent.
 
 The contract is docs/cometapi-kling.md; where it says "unverified", both answers are
-accepted here.
-"""
+accepted here."""
 
 from __future__ import annotations
 
@@ -16,18 +15,30 @@ import functools
 import ipaddress
 import json
 import logging
-import math
-import re
 import socket
 import ssl
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, BinaryIO, Self
 from urllib.parse import quote
 
 import httpx
+
+from .errors import (
+    _BASE_URL_HINT,
+    KeyRejected,
+    RequestRejected,
+    ResultExpired,
+    TaskNotFound,
+    UnexpectedResponse,
+    UpstreamUnavailable,
+    _classify,
+    _retry_after,
+    _scrub,
+    _text,
+)
+from .wire import RemoteTask, _is_success, _json_object, _parse_task, _pick_external
 
 logger = logging.getLogger(__name__)
 
@@ -36,371 +47,10 @@ DEFAULT_BASE_URL = "https://api.cometapi.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 # A result URL may redirect to a CDN edge; each hop is checked (see download()).
 MAX_DOWNLOAD_REDIRECTS = 5
-TERMINAL_STATUSES = frozenset({"succeed", "failed"})
 
 TEXT2VIDEO_PATH = "/kling/v1/videos/text2video"
 # An API answer is a few KB; a wrong base URL could stream anything, so stop reading early.
 MAX_API_BODY_BYTES = 2 * 1024 * 1024
-_MESSAGE_LIMIT = 500  # str(error) is one line for logs and flash messages
-
-_BASE_URL_HINT = (
-    "check COMETAPI_BASE_URL (it should be the API host, e.g. https://api.cometapi.com)"
-)
-# CometAPI keys look like "sk-…". An error body may echo a key (ours or another one);
-# scrub anything key-shaped as well as the exact key the client holds.
-_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
-_BEARER_PATTERN = re.compile(r"(?i)\bbearer\s+[^\s\"',;]+")
-# new-api (the gateway software CometAPI runs) answers a missing task with a string code.
-_NOT_FOUND_CODES = frozenset({"task_not_exist", "task_not_found", "not_found"})
-_SUCCESS_CODES = frozenset({"0", "success", "succeed", "ok"})
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def _scrub(text: str, secret: str = "") -> str:
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    text = _KEY_PATTERN.sub("sk-[redacted]", text)
-    return _BEARER_PATTERN.sub("Bearer [redacted]", text)
-
-
-class CometAPIError(Exception):
-    """Base of every failure the client raises.
-
-    `retryable`: the same request may succeed later (back off first). A KeyRejected means
-    the API key itself is unusable: mark it unhealthy and use another.
-    """
-
-    retryable: bool = False
-
-    # Keyword-only with defaults so that pickle (BaseException.__reduce__ calls
-    # cls(*args) then restores __dict__) round-trips through django-q2's result store.
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        code: int | str | None = None,
-        request_id: str = "",
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        message = _scrub(str(message))
-        super().__init__(message)
-        self.message = message
-        self.http_status = http_status
-        self.code = code
-        self.request_id = request_id
-        self.retry_after = retry_after  # seconds from a Retry-After header, when sent
-        if retryable is not None:
-            self.retryable = retryable
-
-    def __str__(self) -> str:
-        text = " ".join(self.message.split())[:_MESSAGE_LIMIT] or type(self).__name__
-        details = []
-        if self.http_status is not None:
-            details.append(f"HTTP {self.http_status}")
-        if self.code not in (None, ""):
-            details.append(f"code {self.code}")
-        if self.request_id:
-            details.append(f"request {self.request_id}")
-        return f"{text} [{', '.join(details)}]" if details else text
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
-
-
-class KeyRejected(CometAPIError):
-    """Authentication, billing, access or IP-whitelist refusal: this key cannot work now."""
-
-    retryable = False
-
-
-class RequestRejected(CometAPIError):
-    """The request itself is wrong; resending it unchanged fails the same way."""
-
-    retryable = False
-
-
-class ContentRejected(RequestRejected):
-    """Kling's platform or content policy refused the prompt: the prompt must change."""
-
-
-class TaskNotFound(RequestRejected):
-    """The task (or resource) does not exist for this key."""
-
-
-class RateLimited(CometAPIError):
-    """Too fast (1302) or too many concurrent tasks (1303): back off, then retry."""
-
-    retryable = True
-
-
-class UpstreamUnavailable(CometAPIError):
-    """CometAPI or Kling is down, overloaded, timing out, or unreachable."""
-
-    retryable = True
-
-
-class UnexpectedResponse(CometAPIError):
-    """An answer that is not the documented shape (HTML, a redirect, JSON without a task)."""
-
-    def __init__(self, message: str, *, retryable: bool | None = None, **kwargs: Any) -> None:
-        if retryable is None:
-            # A 5xx or no response at all may be transient; a 2xx-4xx of the wrong shape
-            # (usually a wrong base URL) will answer the same way next time.
-            status = kwargs.get("http_status")
-            retryable = status is None or status >= 500
-        super().__init__(message, retryable=retryable, **kwargs)
-
-
-class MalformedTask(UnexpectedResponse, ValueError):
-    """A task object without a task_id (or not an object): from a response or a callback.
-
-    Also a ValueError so a callback view can reject junk with a plain `except ValueError`.
-    """
-
-
-class ResultExpired(CometAPIError):
-    """The result URL answers 403/404/410: Kling deletes results after 30 days."""
-
-    retryable = False
-
-
-# --------------------------------------------------------------------------- task
-
-
-@dataclass(frozen=True)
-class RemoteTask:
-    """One Kling task as CometAPI reports it, normalised."""
-
-    task_id: str
-    status: str  # "submitted" | "processing" | "succeed" | "failed", as Kling sends it
-    status_msg: str
-    external_task_id: str
-    video_url: str
-    video_duration: float | None
-    units: Decimal | None
-    updated_at_ms: int | None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-
-def _text(value: object) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return ""
-
-
-def _number(value: object) -> Decimal | None:
-    # Kling sends numbers as strings ("5.1", "1"); accept real numbers too.
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def _millis(value: object) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None and number >= 0 else None
-
-
-def _first_video(task: Mapping[str, Any]) -> Mapping[str, Any]:
-    result = task.get("task_result")
-    videos = result.get("videos") if isinstance(result, Mapping) else None
-    if isinstance(videos, list) and videos and isinstance(videos[0], Mapping):
-        return videos[0]
-    return {}
-
-
-def _parse_task(data: object, *, http_status: int | None = None) -> RemoteTask:
-    if not isinstance(data, Mapping):
-        raise MalformedTask(
-            f"expected a task object, got {type(data).__name__}",
-            http_status=http_status,
-            retryable=False,
-        )
-    task_id = _text(data.get("task_id"))
-    if not task_id:
-        raise MalformedTask(
-            "the task object has no task_id", http_status=http_status, retryable=False
-        )
-    info = data.get("task_info")
-    external_id = _text(info.get("external_task_id")) if isinstance(info, Mapping) else ""
-    video = _first_video(data)
-    duration = _number(video.get("duration"))
-    return RemoteTask(
-        task_id=task_id,
-        # Lower-cased so a gateway that capitalises ("SUCCEED") still compares equal.
-        status=_text(data.get("task_status")).lower(),
-        status_msg=_text(data.get("task_status_msg")),
-        external_task_id=external_id or _text(data.get("external_task_id")),
-        video_url=_text(video.get("url")),
-        video_duration=float(duration) if duration is not None and duration >= 0 else None,
-        units=_number(data.get("final_unit_deduction")),
-        updated_at_ms=_millis(data.get("updated_at")),
-    )
-
-
-def parse_callback(body: bytes | str | Mapping[str, Any]) -> RemoteTask:
-    """Parse a Kling status push: the flat task object, or the same wrapped in the envelope.
-
-    Raises MalformedTask (an UnexpectedResponse and a ValueError) on anything else.
-    Callbacks are unsigned: treat the result as a hint and confirm with get_task().
-    """
-    payload: object = body
-    if isinstance(body, bytes | bytearray | memoryview):
-        try:
-            payload = bytes(body).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise MalformedTask("the callback body is not UTF-8", retryable=False) from None
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except (ValueError, RecursionError):
-            raise MalformedTask("the callback body is not JSON", retryable=False) from None
-    if isinstance(payload, Mapping) and "task_id" not in payload:
-        inner = payload.get("data")
-        if isinstance(inner, Mapping):
-            if not _is_success_code(payload.get("code", 0)):
-                raise MalformedTask(
-                    "the callback envelope carries an error code",
-                    code=_code_value(payload.get("code")),
-                    retryable=False,
-                )
-            payload = inner
-    return _parse_task(payload)
-
-
-# --------------------------------------------------------------------------- error mapping
-
-# Kling's documented codes → (class, meaning used when the body has no message).
-_KLING_CODES: dict[int, tuple[type[CometAPIError], str]] = {
-    1000: (KeyRejected, "authentication failed"),
-    1001: (KeyRejected, "authorization is empty"),
-    1002: (KeyRejected, "authorization is invalid"),
-    1003: (KeyRejected, "authorization is not yet valid"),
-    1004: (KeyRejected, "authorization has expired"),
-    1100: (KeyRejected, "account exception"),
-    1101: (KeyRejected, "account in arrears"),
-    1102: (KeyRejected, "resource pack used up or expired"),
-    1103: (KeyRejected, "no access to this resource or model"),
-    1200: (RequestRejected, "invalid request"),
-    1201: (RequestRejected, "invalid request parameter"),
-    1202: (RequestRejected, "invalid request method"),
-    1203: (TaskNotFound, "the requested resource does not exist"),
-    1300: (ContentRejected, "refused by platform policy"),
-    1301: (ContentRejected, "refused by content security policy"),
-    1302: (RateLimited, "requests too fast"),
-    1303: (RateLimited, "too many concurrent tasks for this account"),
-    1304: (KeyRejected, "refused by IP whitelist policy"),
-    5000: (UpstreamUnavailable, "Kling server error"),
-    5001: (UpstreamUnavailable, "Kling temporarily unavailable"),
-    5002: (UpstreamUnavailable, "Kling server timeout"),
-}
-
-
-def _code_value(value: object) -> int | str | None:
-    """Kling codes are ints (sometimes sent as numeric strings); the gateway's are words."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if re.fullmatch(r"-?\d{1,9}", text):
-        return int(text)
-    return text or None
-
-
-def _is_success_code(value: object) -> bool:
-    return str(_code_value(value)).lower() in _SUCCESS_CODES
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # the HTTP-date form is rare on APIs; callers fall back to their backoff
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _classify(
-    status: int,
-    payload: Mapping[str, Any] | None,
-    *,
-    request_id: str,
-    retry_after: float | None,
-    secret: str = "",
-) -> CometAPIError:
-    """Map an error answer to its class: the Kling code first, then the HTTP status."""
-    gateway = False
-    code: int | str | None = None
-    message = ""
-    if payload is not None:
-        error = payload.get("error")
-        if isinstance(error, Mapping):  # CometAPI's own {"error": {...}} envelope
-            gateway = True
-            code = _code_value(error.get("code"))
-            message = _text(error.get("message"))
-        else:
-            code = _code_value(payload.get("code"))
-            message = _text(payload.get("message")) or _text(error)
-    message = _scrub(message, secret)  # a gateway may echo the Authorization it got
-    common: dict[str, Any] = {
-        "http_status": status,
-        "code": code,
-        "request_id": request_id,
-        "retry_after": retry_after,
-    }
-
-    if isinstance(code, int) and code in _KLING_CODES:
-        cls, meaning = _KLING_CODES[code]
-        return cls(message or meaning, **common)
-    if isinstance(code, str) and code.lower() in _NOT_FOUND_CODES:
-        return TaskNotFound(message or "the task does not exist", **common)
-    if isinstance(code, str) and "quota" in code.lower():
-        # OpenAI-style gateways answer an exhausted balance as 429 "insufficient_quota":
-        # retrying cannot help, another key can.
-        return KeyRejected(message or "the key's quota is used up", **common)
-
-    if payload is None:
-        # HTML or text: a proxy, a WAF or a wrong host answered, not CometAPI's API.
-        # A 401/403 page is no proof the key is bad, so it must not disable the key.
-        if status == 429:
-            return RateLimited("CometAPI answered 429 (too many requests)", **common)
-        if status >= 500:
-            return UpstreamUnavailable(f"CometAPI answered HTTP {status}", **common)
-        return UnexpectedResponse(
-            f"CometAPI answered HTTP {status} without a JSON body; {_BASE_URL_HINT}", **common
-        )
-
-    described = message or f"CometAPI answered HTTP {status}"
-    if status == 500 and gateway and code == "invalid_request":
-        # The gateway reports some request errors as 500; resending cannot help.
-        return RequestRejected(described, **common)
-    if status in (401, 403):
-        return KeyRejected(described, **common)
-    if status == 429:
-        return RateLimited(described, **common)
-    if status == 408 or status >= 500:
-        return UpstreamUnavailable(described, **common)
-    if status == 404:
-        return RequestRejected(f"{described} (HTTP 404; {_BASE_URL_HINT})", **common)
-    if status >= 400:
-        return RequestRejected(described, **common)
-    # A 2xx whose envelope carries an unknown non-zero code.
-    if isinstance(code, int) and code >= 5000:
-        return UpstreamUnavailable(described, **common)
-    return RequestRejected(message or f"CometAPI answered code {code}", **common)
 
 
 # --------------------------------------------------------------------------- client
@@ -797,42 +447,3 @@ class CometAPIClient:
             retry_after=_retry_after(response.headers),
             secret=self._secret,
         )
-
-
-def _json_object(body: bytes) -> Mapping[str, Any] | None:
-    try:
-        value = json.loads(body) if body.strip() else None
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, Mapping) else None
-
-
-def _is_success(payload: Mapping[str, Any]) -> bool:
-    if payload.get("error"):
-        return False
-    if "code" in payload:
-        return _is_success_code(payload["code"])
-    return "data" in payload or "task_id" in payload
-
-
-def _candidates(data: object) -> Iterator[Mapping[str, Any]]:
-    if isinstance(data, Mapping) and "task_id" not in data:
-        # A list may come wrapped ({"tasks": [...]}) in unverified gateways.
-        for key in ("tasks", "list", "items", "records", "data"):
-            if isinstance(data.get(key), list):
-                data = data[key]
-                break
-    items = data if isinstance(data, list) else [data]
-    yield from (item for item in items if isinstance(item, Mapping) and _text(item.get("task_id")))
-
-
-def _pick_external(data: object, wanted: str) -> RemoteTask | None:
-    """The task among `data` (one object or a list) whose external_task_id is `wanted`."""
-    tasks = [_parse_task(item) for item in _candidates(data)]
-    if isinstance(data, Mapping) and "task_id" in data and len(tasks) == 1:
-        # A single object answered for our query: accept it unless it names another id.
-        task = tasks[0]
-        return task if task.external_task_id in ("", wanted) else None
-    # A list may be every task of the account (the filter ignored): require the id.
-    matches = [task for task in tasks if task.external_task_id == wanted]
-    return max(matches, key=lambda t: t.updated_at_ms or 0) if matches else None

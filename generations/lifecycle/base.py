@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from ..kling.client import CometAPIError, ContentRejected, RequestRejected, ResultExpired
+from ..kling import CometAPIError, ContentRejected, RequestRejected, ResultExpired
 from ..models import IN_FLIGHT, REMOTE_TERMINAL, Generation, RemoteStatus, Status
 
 log = logging.getLogger(__name__)

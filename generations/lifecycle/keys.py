@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 
 from ..crypto import DecryptionError
 from ..governance import keypool
-from ..kling.client import CometAPIClient, CometAPIError, KeyRejected
+from ..kling import CometAPIClient, CometAPIError, KeyRejected
 from ..models import ApiKey, Generation
 from .base import HOLDS_SLOT, now
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import F, Q
 
-from ..kling.client import CometAPIClient, CometAPIError, KeyRejected, RemoteTask, TaskNotFound
+from ..kling import CometAPIClient, CometAPIError, KeyRejected, RemoteTask, TaskNotFound
 from ..models import IN_FLIGHT, ApiKey, Generation, RemoteStatus, Status
 from .base import (
     LOST_AFTER,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, close_old_connections, connection
 
-from ..kling.client import CometAPIError
+from ..kling import CometAPIError
 from ..models import Generation, Status
 from . import archive
 from .base import (

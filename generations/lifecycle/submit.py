@@ -11,7 +11,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from ..governance import budgets, keypool
-from ..kling.client import CometAPIError, KeyRejected, RateLimited, RemoteTask, RequestRejected
+from ..kling import CometAPIError, KeyRejected, RateLimited, RemoteTask, RequestRejected
 from ..models import IN_FLIGHT, Generation, RemoteStatus, Status
 from .base import (
     OUTAGE_BACKOFF,

@@ -27,8 +27,8 @@ from .. import lifecycle
 from ..galleries import gallery
 from ..galleries.ranged import ranged_file_response
 from ..governance import budgets
+from ..kling import CometAPIError, parse_callback
 from ..kling import capabilities as caps
-from ..kling.client import CometAPIError, parse_callback
 from ..models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
 from . import forms
 from .forms import GenerationForm
