@@ -11,30 +11,16 @@ import time
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from ..models import ClusterHeartbeat
 
 # Every worker of every cluster beats: at most this often per process keeps it one small
 # UPDATE every 10 s per worker, however fast the pump turns.
 BEAT_EVERY = 10.0
 
 _last_beat = 0.0
-
-
-class ClusterHeartbeat(models.Model):
-    cluster = models.CharField(max_length=100)
-    host = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    seen_at = models.DateTimeField(db_index=True)  # latest() reads the newest
-
-    class Meta:
-        app_label = "generations"
-        constraints = [
-            models.UniqueConstraint(fields=["cluster", "host"], name="heartbeat_per_host")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.cluster} on {self.host} (pid {self.pid}) at {self.seen_at:%H:%M:%S}"
 
 
 def cluster_name() -> str:

@@ -1,0 +1,70 @@
+"""The app's models, one module per domain; everything is importable from here, as
+before the split (migrations name `generations.models._external_task_id`)."""
+
+from .coordination import ClusterHeartbeat, DownloadSlot, WorkerLease
+from .generation import (
+    IN_FLIGHT,
+    REMOTE_TERMINAL,
+    TERMINAL,
+    Favourite,
+    Generation,
+    GenerationQuerySet,
+    RemoteStatus,
+    ReviewState,
+    Status,
+    Visibility,
+    _callback_token,
+    _external_task_id,
+)
+from .governance import AuditEvent, MemberLimits, Price, TeamLimits
+from .keys import ApiKey, ApiKeyManager, RetiredSecret, mask_secret
+from .review import (
+    COMMENT_MAX,
+    RATING_CHOICES,
+    Board,
+    BoardItem,
+    BoardQuerySet,
+    Comment,
+    InboxPreference,
+    Notification,
+    Rating,
+    Review,
+    Verb,
+)
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyManager",
+    "AuditEvent",
+    "Board",
+    "BoardItem",
+    "BoardQuerySet",
+    "COMMENT_MAX",
+    "ClusterHeartbeat",
+    "Comment",
+    "DownloadSlot",
+    "Favourite",
+    "Generation",
+    "GenerationQuerySet",
+    "IN_FLIGHT",
+    "InboxPreference",
+    "MemberLimits",
+    "Notification",
+    "Price",
+    "RATING_CHOICES",
+    "REMOTE_TERMINAL",
+    "Rating",
+    "RemoteStatus",
+    "RetiredSecret",
+    "Review",
+    "ReviewState",
+    "Status",
+    "TERMINAL",
+    "TeamLimits",
+    "Verb",
+    "Visibility",
+    "WorkerLease",
+    "_callback_token",
+    "_external_task_id",
+    "mask_secret",
+]
