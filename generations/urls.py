@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import health
-from .galleries import gallery
+from .galleries import bulk, clip, lists, zips
 from .governance import usage
 from .review import boards, inbox
 from .review import notes as review
@@ -9,19 +9,17 @@ from .studio import views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
-    path("gallery/", gallery.team_gallery, name="gallery"),
-    path("gallery/clips.zip", gallery.gallery_zip, name="gallery-zip"),
-    path("mine/", gallery.my_generations, name="my-generations"),
-    path("mine/view/<uuid:public_id>/", gallery.mine_view, name="mine-view"),
-    path("gallery/view/<uuid:public_id>/", gallery.gallery_view, name="gallery-view"),
-    path("mine/selected/", gallery.my_generations_bulk, name="my-generations-bulk"),
-    path("gallery/selected/", gallery.gallery_bulk, name="gallery-bulk"),
-    path("mine/clips.zip", gallery.my_generations_zip, name="my-generations-zip"),
-    path("g/<uuid:public_id>/", gallery.generation_detail, name="generation-detail"),
-    path(
-        "g/<uuid:public_id>/favourite/", gallery.generation_favourite, name="generation-favourite"
-    ),
-    path("g/<uuid:public_id>/delete/", gallery.generation_delete, name="generation-delete"),
+    path("gallery/", lists.team_gallery, name="gallery"),
+    path("gallery/clips.zip", zips.gallery_zip, name="gallery-zip"),
+    path("mine/", lists.my_generations, name="my-generations"),
+    path("mine/view/<uuid:public_id>/", clip.mine_view, name="mine-view"),
+    path("gallery/view/<uuid:public_id>/", clip.gallery_view, name="gallery-view"),
+    path("mine/selected/", bulk.my_generations_bulk, name="my-generations-bulk"),
+    path("gallery/selected/", bulk.gallery_bulk, name="gallery-bulk"),
+    path("mine/clips.zip", zips.my_generations_zip, name="my-generations-zip"),
+    path("g/<uuid:public_id>/", clip.generation_detail, name="generation-detail"),
+    path("g/<uuid:public_id>/favourite/", clip.generation_favourite, name="generation-favourite"),
+    path("g/<uuid:public_id>/delete/", clip.generation_delete, name="generation-delete"),
     path("g/<uuid:public_id>/status/", views.generation_status, name="generation-status"),
     path("g/<uuid:public_id>/video.mp4", views.generation_video, name="generation-video"),
     path("g/<uuid:public_id>/poster.jpg", views.generation_poster, name="generation-poster"),

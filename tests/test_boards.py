@@ -245,7 +245,7 @@ def test_gallery_review_filters(bob_client, alice, bob, charlie):
 
 
 def test_rating_sort_pages_through_every_clip_once(bob_client, alice, bob, settings):
-    from generations.galleries import gallery
+    from generations.galleries import lists as gallery
 
     made = []
     for i in range(30):

@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import reverse
 
-from generations.galleries.gallery import SELECTION_MAX
+from generations.galleries.bulk import SELECTION_MAX
 from generations.models import Generation, Status, Visibility
 from tests.factories import make_generation
 

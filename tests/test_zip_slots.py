@@ -161,7 +161,7 @@ def test_a_moving_stream_renews_its_slot(alice, monkeypatch):
 
 def test_the_zip_reads_its_rows_before_the_first_byte(alice, django_assert_num_queries, db):
     """The stream itself makes no query: everything was read in the view."""
-    from generations.galleries.gallery import _zip_entries, _zip_stream
+    from generations.galleries.zips import _zip_entries, _zip_stream
 
     clip(alice, "one")
     clip(alice, "two")

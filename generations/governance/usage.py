@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from .. import csvsafe
-from ..galleries.gallery import _day_start, _within_range
+from ..galleries.filters import _day_start, _within_range
 from ..models import Generation, Status
 from . import budgets
 

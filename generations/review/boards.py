@@ -21,7 +21,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..galleries.gallery import HtmxHttpRequest, _iso, _next_url, _visible, _zip_name, zip_response
+from ..galleries.clip import _next_url, _visible
+from ..galleries.lists import HtmxHttpRequest
+from ..galleries.zips import _iso, _zip_name, zip_response
 from ..models import Board, BoardItem, Comment, Generation, Rating, Review, Status, Verb, Visibility
 from ..validators import VisibleTextValidator
 from . import inbox

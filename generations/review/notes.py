@@ -26,7 +26,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from ..galleries.gallery import HtmxHttpRequest, _visible
+from ..galleries.clip import _visible
+from ..galleries.lists import HtmxHttpRequest
 from ..models import (
     COMMENT_MAX,
     RATING_CHOICES,

@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_
 from django_htmx.middleware import HtmxDetails
 
 from .. import lifecycle
-from ..galleries import gallery
+from ..galleries import clip, zips
 from ..galleries.ranged import ranged_file_response
 from ..governance import budgets
 from ..kling import CometAPIError, parse_callback
@@ -229,7 +229,7 @@ def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
     """The piece of page that follows a job: its card, or, asked from its detail page
     (`detail=1`), the whole detail body, so state, timings, cost and actions change together."""
     if request.GET.get("detail") or request.POST.get("detail"):
-        context = gallery.detail_context(request, gen)
+        context = clip.detail_context(request, gen)
         return render(request, "generations/generation_detail.html#detail-body", context)
     _with_queue_positions([gen])
     # A card in a gallery keeps its tick box (`pick`) as it moves on.
@@ -271,7 +271,7 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
     response = _stored_file(request, gen.video.name, "video/mp4")
     if request.GET.get("download"):
         # Named from the prompt, as in the zip: a folder of downloads stays readable.
-        response["Content-Disposition"] = f'attachment; filename="{gallery.download_name(gen)}"'
+        response["Content-Disposition"] = f'attachment; filename="{zips.download_name(gen)}"'
     # Every request (each seek) comes back here for the permission check: a clip made
     # private or deleted stops playing for others at once, not when a cached copy expires.
     response["Cache-Control"] = "private, no-store"

@@ -1,0 +1,56 @@
+"""The two lists: "My generations" and the team gallery, one view over a filtered queryset."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
+
+from .filters import MINE, TEAM, Scope, _order, _selection
+from .paging import _after, _cursor, _query
+
+PAGE_SIZE = 24
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
+    form, qs = _selection(request, scope)
+    if cursor := request.GET.get("after", ""):
+        qs = _after(qs, cursor, order=_order(form))
+    rows = list(qs[: PAGE_SIZE + 1])
+    page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    context = {
+        "scope": scope,
+        "other": TEAM if scope is MINE else MINE,
+        "form": form,
+        "ignored": form.ignored(),
+        "notes": form.notes,
+        "generations": page,
+        "next_query": _query(request, after=_cursor(page[-1], _order(form))) if more else "",
+        "filter_query": _query(request, after=None),
+        # Where a card's detail page goes back to (and deleting there returns): this list.
+        "list_url": reverse(scope.url_name)
+        + (f"?{q}" if (q := _query(request, after=None)) else ""),
+        "filtered": any(v for k, v in request.GET.items() if k not in ("after", "order")),
+        "first_page": not cursor,
+    }
+    template = "generations/gallery.html"
+    if request.htmx and cursor:
+        template += "#gallery-page"  # the next cards and the next sentinel, nothing else
+    response = render(request, template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@require_GET
+def my_generations(request: HtmxHttpRequest) -> HttpResponse:
+    return _gallery(request, MINE)
+
+
+@require_GET
+def team_gallery(request: HtmxHttpRequest) -> HttpResponse:
+    return _gallery(request, TEAM)
