@@ -12,6 +12,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 
+from .web import is_local_path
+
 
 def password_reset_enabled() -> bool:
     return settings.PASSWORD_RESET_ENABLED
@@ -29,6 +31,12 @@ def _only_with_email(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 class LoginView(auth_views.LoginView):
+    def get_redirect_url(self) -> str:
+        """`next` only when it is a path on this site: Django's own check lets a bare word
+        through ("x"), which would land on a 404 under /accounts/login/."""
+        url = super().get_redirect_url()
+        return url if is_local_path(url) else ""
+
     def get_context_data(self, **kwargs) -> dict:
         return {
             **super().get_context_data(**kwargs),

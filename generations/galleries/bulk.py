@@ -9,11 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from .. import access
 from ..models import (
     Generation,
     Visibility,
 )
-from .clip import _delete_clips, _list_url, _may_manage
+from .clip import _delete_clips, _list_url
 from .filters import MINE, TEAM, Scope
 from .zips import _nothing_to_zip, zip_response
 
@@ -67,7 +68,7 @@ def _bulk_refusal(request: HttpRequest, action: str, raw: list[str]) -> str | li
         )
     if action == "zip":
         return rows
-    others = [gen for gen in rows if not _may_manage(request, gen)]
+    others = [gen for gen in rows if not access.can_manage(request.user, gen)]
     if others:
         owners = ", ".join(sorted({gen.owner.get_username() for gen in others}))
         return (

@@ -7,13 +7,13 @@ from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from .. import access
 from ..governance import costs
 from ..models import (
     Favourite,
@@ -21,25 +21,12 @@ from ..models import (
     Price,
     Status,
 )
+from ..web import HtmxHttpRequest, is_local_path, next_url
 from .filters import MINE, TEAM, Scope, _order, _selection
-from .lists import HtmxHttpRequest
 from .paging import _after, _before, _cursor, _query
 
 # ---------------------------------------------------------------------------------------
 # One generation
-
-
-def _visible(request: HttpRequest, public_id) -> Generation:
-    """The generation if this user may see it; else 404, so private work isn't confirmed."""
-    qs = Generation.objects.visible_to(request.user).for_cards(request.user)
-    try:
-        return qs.get(public_id=public_id)
-    except Generation.DoesNotExist:
-        raise Http404("No such generation") from None
-
-
-def _may_manage(request: HttpRequest, gen: Generation) -> bool:
-    return request.user.is_staff or gen.owner_id == request.user.pk
 
 
 def _price_for(gen: Generation) -> Price | None:
@@ -63,7 +50,7 @@ def _span(delta: timedelta) -> str:
 def _list_url(url: str | None) -> str:
     """`url` if it is one of our galleries (with its filters), else "": where a detail page
     reached from a filtered list goes back to, and where deleting from it returns."""
-    if not url or not url_has_allowed_host_and_scheme(url, allowed_hosts=None):
+    if not is_local_path(url):
         return ""
     lists = (reverse("my-generations"), reverse("gallery"))
     return url if url.split("?")[0] in lists else ""
@@ -83,7 +70,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
         "price": price,
         "cost": costs.cost_label(gen, usd),
         "not_charged": costs.not_charged(gen),
-        "can_manage": _may_manage(request, gen),
+        "can_manage": access.can_manage(request.user, gen),
         "timings": [(label, at) for label, at in timings if at],
         "queued_for": _span(gen.submitted_at - gen.created_at) if gen.submitted_at else "",
         "generating_for": (
@@ -97,7 +84,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
 
 @require_GET
 def generation_detail(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     return render(request, "generations/generation_detail.html", detail_context(request, gen))
 
 
@@ -105,7 +92,7 @@ def _viewer(request: HttpRequest, public_id, scope: Scope) -> HttpResponse:
     """One clip full-window, with the previous and next clips of the list it was opened
     from (same filters, same order, carried in the query string): a real, shareable URL
     that works without JavaScript; gallery.js adds arrow keys, swipes and Escape."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     form, qs = _selection(request, scope)
     order = _order(form)
     # The clip as the list sees it (with the rating it may be sorted by); a clip outside
@@ -147,25 +134,18 @@ def gallery_view(request: HttpRequest, public_id) -> HttpResponse:
     return _viewer(request, public_id, TEAM)
 
 
-def _next_url(request: HttpRequest, default: str) -> str:
-    nxt = request.POST.get("next", "")
-    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
-        return nxt
-    return default
-
-
 @require_POST
 def generation_favourite(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """Star (`on=1`) or unstar (`on=0`) for this member. Idempotent: a double click or a
     resent form ends in the state the member asked for."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     if request.POST.get("on") == "1":
         Favourite.objects.get_or_create(user=request.user, generation=gen)
         gen.is_favourite = True
     else:
         Favourite.objects.filter(user=request.user, generation=gen).delete()
         gen.is_favourite = False
-    nxt = _next_url(request, reverse("generation-detail", args=[gen.public_id]))
+    nxt = next_url(request, reverse("generation-detail", args=[gen.public_id]))
     if request.htmx:
         return render(
             request, "generations/_favourite_button.html", {"generation": gen, "next": nxt}
@@ -193,9 +173,7 @@ def _delete_clips(gens: list[Generation]) -> None:
 def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """GET: a confirm page (for browsers without JS). POST: delete the row and its files.
     With htmx the detail page's button asks with hx-confirm and POSTs here directly."""
-    gen = _visible(request, public_id)
-    if not _may_manage(request, gen):
-        raise Http404("No such generation")
+    gen = access.get_managed_clip_or_404(request.user, public_id)
     detail = reverse("generation-detail", args=[gen.public_id])
     if not gen.is_terminal:
         # A worker may be writing this row or its files right now: stop it first.

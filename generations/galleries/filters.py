@@ -3,12 +3,11 @@ so a page, its next-page partial and a zip always agree on what "these clips" me
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from django.utils import timezone
 
 from ..kling import capabilities as caps
 from ..models import (
@@ -18,6 +17,7 @@ from ..models import (
     ReviewState,
     Status,
 )
+from ..web import day_start, within_range
 
 SEARCH_WORDS = 8  # more words than this in a search are ignored: each is one LIKE
 
@@ -130,10 +130,10 @@ class GalleryFilters(forms.Form):
             self.fields["member"].choices = _choices("Anyone", ((u, u) for u in self.members))
 
     def clean_since(self) -> date | None:
-        return _within_range(self.cleaned_data["since"])
+        return within_range(self.cleaned_data["since"])
 
     def clean_until(self) -> date | None:
-        return _within_range(self.cleaned_data["until"])
+        return within_range(self.cleaned_data["until"])
 
     def clean(self) -> dict:
         data = super().clean()
@@ -159,24 +159,6 @@ class GalleryFilters(forms.Form):
 # one short of date.min/date.max keeps both inside datetime's range in every time zone
 # (offsets, old local mean times included, are under a day). Beyond them Python raises
 # OverflowError, which used to be a 500.
-FIRST_DAY = date.min + timedelta(days=1)
-LAST_DAY = date.max - timedelta(days=2)
-
-
-def _within_range(d: date | None) -> date | None:
-    if d is not None and not FIRST_DAY <= d <= LAST_DAY:
-        raise forms.ValidationError(
-            "Pick a date between %(first)s and %(last)s.",
-            code="out_of_range",
-            params={"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()},
-        )
-    return d
-
-
-def _day_start(d: date) -> datetime:
-    return timezone.make_aware(datetime.combine(d, time.min))
-
-
 def _apply_filters(qs: GenerationQuerySet, form: GalleryFilters, user) -> GenerationQuerySet:
     form.is_valid()  # fills cleaned_data with the valid fields; errors are shown, not raised
     data = form.cleaned_data
@@ -195,9 +177,9 @@ def _apply_filters(qs: GenerationQuerySet, form: GalleryFilters, user) -> Genera
     if data.get("member"):
         qs = qs.filter(owner_id=form.members[data["member"]])
     if data.get("since"):
-        qs = qs.filter(created_at__gte=_day_start(data["since"]))
+        qs = qs.filter(created_at__gte=day_start(data["since"]))
     if data.get("until"):
-        qs = qs.filter(created_at__lt=_day_start(data["until"] + timedelta(days=1)))
+        qs = qs.filter(created_at__lt=day_start(data["until"] + timedelta(days=1)))
     if data.get("starred"):
         qs = qs.starred_by(user)
     if data.get("review"):

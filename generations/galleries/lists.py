@@ -1,20 +1,14 @@
 """The two lists: "My generations" and the team gallery, one view over a filtered queryset."""
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
-from django_htmx.middleware import HtmxDetails
 
+from ..web import PAGE_SIZE, HtmxHttpRequest
 from .filters import MINE, TEAM, Scope, _order, _selection
 from .paging import _after, _cursor, _query
-
-PAGE_SIZE = 24
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:

@@ -26,8 +26,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from .. import csvsafe
-from ..galleries.filters import _day_start, _within_range
 from ..models import Generation, Status
+from ..web import day_start, within_range
 from . import budgets
 
 CSV_COLUMNS = [
@@ -65,10 +65,10 @@ class UsageRange(forms.Form):
     )
 
     def clean_start(self) -> date | None:
-        return _within_range(self.cleaned_data["start"])
+        return within_range(self.cleaned_data["start"])
 
     def clean_end(self) -> date | None:
-        return _within_range(self.cleaned_data["end"])
+        return within_range(self.cleaned_data["end"])
 
     def clean(self) -> dict:
         data = super().clean()
@@ -103,7 +103,7 @@ def usage_rows(start: date, end: date) -> list[dict]:
 
 def _grouped_rows(start: date, end: date) -> list[dict]:
     jobs = Generation.objects.filter(
-        created_at__gte=_day_start(start), created_at__lt=_day_start(end + timedelta(days=1))
+        created_at__gte=day_start(start), created_at__lt=day_start(end + timedelta(days=1))
     )
     return list(
         jobs.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from ..access import ClipQuerySet, Visibility
 from .keys import ApiKey
 
 
@@ -39,11 +40,6 @@ class RemoteStatus(models.TextChoices):
 REMOTE_TERMINAL = (RemoteStatus.SUCCEED, RemoteStatus.FAILED)
 
 
-class Visibility(models.TextChoices):
-    TEAM = "team", "Shared with the team"
-    PRIVATE = "private", "Private"
-
-
 class ReviewState(models.TextChoices):
     """Where a clip stands in team review (review.py); members of "Reviewers" set it."""
 
@@ -52,11 +48,8 @@ class ReviewState(models.TextChoices):
     APPROVED = "approved", "Approved"
 
 
-class GenerationQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "GenerationQuerySet":
-        if user.is_staff:
-            return self
-        return self.filter(Q(owner=user) | Q(visibility=Visibility.TEAM))
+class GenerationQuerySet(ClipQuerySet):
+    """`visible_to(viewer)` and `managed_by(viewer)` come from the access rule (access.py)."""
 
     def for_cards(self, user=None) -> "GenerationQuerySet":
         """What a card shows, in one query: the owner, and with a user, whether they starred it

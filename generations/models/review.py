@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .generation import Generation, ReviewState, Visibility
+from ..access import BoardAccessQuerySet, Visibility
+from .generation import Generation, ReviewState
 
 # ---------------------------------------------------------------------------------------
 # Team review: comments, ratings, review states, boards and the inbox (review.py,
@@ -89,12 +90,8 @@ class Review(models.Model):
         return f"{self.generation_id}: {self.state}"
 
 
-class BoardQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "BoardQuerySet":
-        """The member's own boards and the team's; staff see all."""
-        if user.is_staff:
-            return self
-        return self.filter(Q(owner=user) | Q(visibility=Visibility.TEAM))
+class BoardQuerySet(BoardAccessQuerySet):
+    """`visible_to(viewer)` and `editable_by(viewer)` come from the access rule (access.py)."""
 
 
 class Board(models.Model):

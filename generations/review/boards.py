@@ -17,37 +17,24 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ..galleries.clip import _next_url, _visible
-from ..galleries.lists import HtmxHttpRequest
+from .. import access
 from ..galleries.zips import _iso, _zip_name, zip_response
 from ..models import Board, BoardItem, Comment, Generation, Rating, Review, Status, Verb, Visibility
 from ..validators import VisibleTextValidator
+from ..web import HtmxHttpRequest, next_url, redirect_next
 from . import inbox
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
-
-
-def _get_board(request: HttpRequest, public_id, *, edit: bool = False) -> Board:
-    """The board if this member may see it (or, with edit, is its owner); else 404, so a
-    private board isn't confirmed to exist."""
-    qs = (
-        Board.objects.filter(owner=request.user) if edit else Board.objects.visible_to(request.user)
-    )
-    try:
-        return qs.select_related("owner").get(public_id=public_id)
-    except (Board.DoesNotExist, ValueError):
-        raise Http404("No such board") from None
 
 
 def board_clips(board: Board, user) -> list[Generation]:
     """The board's clips the viewer may see, in the board's order, each carrying its item
     (`board_item`) for the reorder and remove buttons."""
     items = (
-        BoardItem.objects.filter(board=board, generation__in=Generation.objects.visible_to(user))
+        BoardItem.objects.filter(access.clip_rule(user, via="generation__"), board=board)
         .select_related("generation__owner")
         .order_by("position", "id")
     )
@@ -90,8 +77,8 @@ def board_list(request: HttpRequest) -> HttpResponse:
         return redirect("board-detail", board.public_id)
     boards = list(Board.objects.visible_to(request.user).order_by("name", "id"))
     context = {
-        "mine": [b for b in boards if b.owner_id == request.user.pk],
-        "team": [b for b in boards if b.owner_id != request.user.pk],
+        "mine": [b for b in boards if access.can_edit_board(request.user, b)],
+        "team": [b for b in boards if not access.can_edit_board(request.user, b)],
         "form": form,
     }
     return render(
@@ -101,12 +88,12 @@ def board_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def board_detail(request: HttpRequest, public_id) -> HttpResponse:
-    board = _get_board(request, public_id)
+    board = access.get_board_or_404(request.user, public_id)
     clips = board_clips(board, request.user)
     context = {
         "board": board,
         "clips": clips,
-        "can_edit": board.owner_id == request.user.pk,
+        "can_edit": access.can_edit_board(request.user, board),
         "edit_form": BoardForm(instance=board, auto_id="edit-%s"),
         "compare_max": COMPARE_MAX,
     }
@@ -115,7 +102,7 @@ def board_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_POST
 def board_edit(request: HttpRequest, public_id) -> HttpResponse:
-    board = _get_board(request, public_id, edit=True)
+    board = access.get_editable_board_or_404(request.user, public_id)
     form = BoardForm(request.POST, instance=board, auto_id="edit-%s")
     if form.is_valid():
         form.save()
@@ -128,7 +115,7 @@ def board_edit(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_POST
 def board_delete(request: HttpRequest, public_id) -> HttpResponse:
-    board = _get_board(request, public_id, edit=True)
+    board = access.get_editable_board_or_404(request.user, public_id)
     board.delete()
     messages.success(request, f"Board “{board.name}” deleted. Its clips are untouched.")
     return redirect("board-list")
@@ -148,7 +135,7 @@ def add_to_board(board: Board, gen: Generation, member) -> bool:
         except IntegrityError:
             return False
         # Its owner hears of it only when they may open the board themself.
-        if board.visibility == Visibility.TEAM or gen.owner_id == board.owner_id:
+        if access.can_see_board(gen.owner, board):
             inbox.notify(
                 gen.owner, member, Verb.BOARDED, generation=gen, board=board, detail=board.name
             )
@@ -159,8 +146,8 @@ def add_to_board(board: Board, gen: Generation, member) -> bool:
 def clip_boards(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """GET: the member's boards, to add this clip to one (the card's "Add to board" link).
     POST: add it to `board` (one of the member's), or to a new board named `new_board`."""
-    gen = _visible(request, public_id)
-    mine = Board.objects.filter(owner=request.user).order_by("name", "id")
+    gen = access.get_clip_or_404(request.user, public_id)
+    mine = Board.objects.editable_by(request.user).order_by("name", "id")
     if request.method == "POST":
         board = None
         if name := request.POST.get("new_board", "").strip():
@@ -181,14 +168,14 @@ def clip_boards(request: HtmxHttpRequest, public_id) -> HttpResponse:
                 messages.success(request, f"Added to “{board.name}”.")
             else:
                 messages.info(request, f"It is already on “{board.name}”.")
-        return redirect(_next_url(request, reverse("generation-detail", args=[gen.public_id])))
+        return redirect_next(request, reverse("generation-detail", args=[gen.public_id]))
     on = set(BoardItem.objects.filter(generation=gen).values_list("board_id", flat=True))
     context = {"generation": gen, "boards": list(mine), "on_boards": on}
     return render(request, "generations/clip_boards.html", context)
 
 
 def _item(request: HttpRequest, public_id, pk: int) -> tuple[Board, BoardItem]:
-    board = _get_board(request, public_id, edit=True)
+    board = access.get_editable_board_or_404(request.user, public_id)
     item = BoardItem.objects.filter(board=board, pk=pk).first()
     if item is None:
         raise Http404("Not on this board")
@@ -294,7 +281,7 @@ class ReviewManifest:
 
 @require_GET
 def board_zip(request: HttpRequest, public_id) -> HttpResponse:
-    board = _get_board(request, public_id)
+    board = access.get_board_or_404(request.user, public_id)
     # The board's clips the member may see, in the board's order (the join that filters
     # by board also gives each clip its position).
     clips = (
@@ -345,9 +332,7 @@ def compare(request: HttpRequest) -> HttpResponse:
         clips = clips[:COMPARE_MAX]
     if len(clips) < COMPARE_MIN:
         problems.append(f"Pick {COMPARE_MIN} to {COMPARE_MAX} finished clips to compare.")
-    back = request.GET.get("back", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = reverse("gallery")
+    back = next_url(request, reverse("gallery"), field="back")
     context = {
         "clips": clips if len(clips) >= COMPARE_MIN else [],
         "problems": problems,

@@ -21,20 +21,12 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Board, Comment, Generation, InboxPreference, Notification, Verb, Visibility
+from .. import access
+from ..models import Board, Comment, Generation, InboxPreference, Notification, Verb
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 20  # the header count's poll; static/js/inbox.js reads it from the page
 INBOX_PAGE = 50
-
-
-def _can_see(member, gen: Generation | None) -> bool:
-    return (
-        gen is None
-        or gen.visibility == Visibility.TEAM
-        or member.is_staff
-        or (gen.owner_id == member.pk)
-    )
 
 
 def notify(
@@ -49,7 +41,9 @@ def notify(
 ) -> Notification | None:
     """Tell `recipient` what `actor` did; nothing for one's own actions or for a clip the
     recipient may not see. Call inside the writer's transaction: the email goes on commit."""
-    if recipient.pk == getattr(actor, "pk", None) or not _can_see(recipient, generation):
+    if recipient.pk == getattr(actor, "pk", None) or (
+        generation is not None and not access.can_see(recipient, generation)
+    ):
         return None
     note = Notification.objects.create(
         recipient=recipient,
@@ -132,14 +126,9 @@ def _send_email(note: Notification) -> None:
 def _visible_notes(user):
     """The member's notifications about things they may still see: a clip made private
     since then drops out (its prompt is no longer theirs to read)."""
-    qs = Notification.objects.filter(recipient=user)
-    if not user.is_staff:
-        qs = qs.filter(
-            Q(generation=None)
-            | Q(generation__visibility=Visibility.TEAM)
-            | Q(generation__owner=user)
-        )
-    return qs
+    return Notification.objects.filter(
+        Q(generation=None) | access.clip_rule(user, via="generation__"), recipient=user
+    )
 
 
 def unread_count(user) -> int:

@@ -26,8 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from ..galleries.clip import _visible
-from ..galleries.lists import HtmxHttpRequest
+from .. import access
 from ..models import (
     COMMENT_MAX,
     RATING_CHOICES,
@@ -37,9 +36,9 @@ from ..models import (
     Review,
     ReviewState,
     Verb,
-    Visibility,
 )
 from ..validators import VisibleTextValidator
+from ..web import HtmxHttpRequest
 from . import inbox
 
 REVIEWERS_GROUP = "Reviewers"  # created by migration 0008; admins manage its members
@@ -245,13 +244,9 @@ def _mentioned_members(gen: Generation, body: str, author) -> list:
     names = set(MENTION.findall(body))
     if not names:
         return []
-    User = get_user_model()
-    people = User.objects.filter(is_active=True, **{f"{User.USERNAME_FIELD}__in": names})
-    return [
-        u
-        for u in people.exclude(pk=author.pk)
-        if gen.visibility == Visibility.TEAM or u.pk == gen.owner_id or u.is_staff
-    ]
+    field = get_user_model().USERNAME_FIELD
+    people = access.members_who_can_see(gen).filter(**{f"{field}__in": names})
+    return list(people.exclude(pk=author.pk))
 
 
 REPLAY_WINDOW = timedelta(seconds=30)  # the same comment again this soon is a resent form
@@ -324,7 +319,7 @@ def _panel(request: HtmxHttpRequest, template: str, context: dict, *, status: in
 
 @require_POST
 def comment_create(request: HtmxHttpRequest, public_id) -> HttpResponse:
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     form = CommentForm(request.POST, length=clip_seconds(gen))
     if not form.is_valid():
         return _panel(
@@ -353,7 +348,7 @@ def _own_comment(request: HttpRequest, gen: Generation, pk: int, *, moderate: bo
 @require_http_methods(["GET", "POST"])
 def comment_edit(request: HtmxHttpRequest, public_id, pk: int) -> HttpResponse:
     """GET: the comment in a form (in place with htmx, a page without). POST: save it."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     comment = _own_comment(request, gen, pk, moderate=False)
     length = clip_seconds(gen)
     if request.method == "GET":
@@ -387,7 +382,7 @@ def comment_edit(request: HtmxHttpRequest, public_id, pk: int) -> HttpResponse:
 @require_POST
 def comment_delete(request: HtmxHttpRequest, public_id, pk: int) -> HttpResponse:
     """Authors delete their own comments; staff remove anyone's."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     comment = _own_comment(request, gen, pk, moderate=True)
     with transaction.atomic():
         _lock(gen)
@@ -402,7 +397,7 @@ def comment_delete(request: HtmxHttpRequest, public_id, pk: int) -> HttpResponse
 @require_POST
 def rating_set(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """Rate 1-5 (`rating`), or clear one's own rating (`clear`). Idempotent."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     if request.POST.get("clear"):
         set_rating(gen, request.user, None)
         done = "Your rating is cleared."
@@ -423,7 +418,7 @@ def rating_set(request: HtmxHttpRequest, public_id) -> HttpResponse:
 @require_POST
 def review_set(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """Members of the Reviewers group set the clip's review state, with an optional note."""
-    gen = _visible(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     if not is_reviewer(request.user):
         messages.error(request, "Only members of the Reviewers group set review states.")
         detail = _detail_url(gen)

@@ -1,10 +1,10 @@
 import logging
 import secrets
 from collections.abc import Iterable
+from types import SimpleNamespace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Exists
 from django.http import (
@@ -16,43 +16,23 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_client_event
-from django_htmx.middleware import HtmxDetails
 
-from .. import lifecycle
+from .. import access, lifecycle
 from ..galleries import clip, zips
 from ..galleries.ranged import ranged_file_response
 from ..governance import budgets
 from ..kling import CometAPIError, parse_callback
 from ..kling import capabilities as caps
 from ..models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
+from ..web import PAGE_SIZE, HtmxHttpRequest, next_url, redirect_next
 from . import forms
 from .forms import GenerationForm
 
 log = logging.getLogger(__name__)
-PAGE_SIZE = 24
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
-
-
-def _get_generation(request: HttpRequest, public_id, *, owner_only: bool = False) -> Generation:
-    """The generation if this user may see it (or change it, with owner_only); else 404,
-    so private work isn't even confirmed to exist."""
-    qs = Generation.objects.for_cards(request.user)
-    if owner_only:
-        qs = qs if request.user.is_staff else qs.filter(owner=request.user)
-    else:
-        qs = qs.visible_to(request.user)
-    try:
-        return qs.get(public_id=public_id)
-    except (Generation.DoesNotExist, ValidationError):
-        raise Http404("No such generation") from None
 
 
 def _usable_keys():
@@ -171,7 +151,7 @@ def studio(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, template, _studio_context(request, form), status=422)
     remix = None
     if remix_id := request.GET.get("remix"):
-        remix = _get_generation(request, remix_id)
+        remix = access.get_clip_or_404(request.user, remix_id)
         form = GenerationForm(initial=GenerationForm.initial_from(remix))
     else:
         form = GenerationForm()
@@ -217,8 +197,7 @@ def _card_unchanged(request: HttpRequest, public_id, known: str) -> bool:
     if row is None:
         return False
     owner_id, visibility, status, remote_status, wait_reason = row
-    user = request.user
-    if not (owner_id == user.pk or visibility == Visibility.TEAM or user.is_staff):
+    if not access.can_see(request.user, SimpleNamespace(owner_id=owner_id, visibility=visibility)):
         return False  # the full path answers 404
     return status != Status.QUEUED and known == Generation.version_of(
         status, remote_status, wait_reason
@@ -243,7 +222,7 @@ def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
     and a clip that just ended tells its owner's page (`generationFinished`) for a notice."""
     if (known := request.GET.get("v")) and _card_unchanged(request, public_id, known):
         return HttpResponse(status=204)  # htmx keeps the card and polls again
-    gen = _get_generation(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     response = _render_live(request, gen)
     if not gen.is_terminal:
         return response
@@ -265,7 +244,7 @@ def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
 
 @require_GET
 def generation_video(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _get_generation(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     if not gen.video:
         raise Http404("This clip is not stored yet")
     response = _stored_file(request, gen.video.name, "video/mp4")
@@ -280,7 +259,7 @@ def generation_video(request: HttpRequest, public_id) -> HttpResponse:
 
 @require_GET
 def generation_poster(request: HttpRequest, public_id) -> HttpResponse:
-    gen = _get_generation(request, public_id)
+    gen = access.get_clip_or_404(request.user, public_id)
     if not gen.poster:
         raise Http404("No poster")
     response = _stored_file(request, gen.poster.name, "image/jpeg")
@@ -299,7 +278,7 @@ def _stored_file(request: HttpRequest, name: str, content_type: str) -> HttpResp
 
 @require_POST
 def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
-    gen = _get_generation(request, public_id, owner_only=True)
+    gen = access.get_managed_clip_or_404(request.user, public_id)
     value = request.POST.get("visibility")
     if value not in Visibility.values:
         return HttpResponseBadRequest("visibility must be 'team' or 'private'")
@@ -307,14 +286,14 @@ def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
     gen.visibility = value
     if request.htmx:
         return _render_live(request, gen)
-    return redirect(_next_url(request))
+    return redirect_next(request, reverse("studio"))
 
 
 @require_POST
 def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """Queued: cancelled, nothing charged. In flight: Kling charges anyway, so we only stop
     tracking, after a confirmation (hx-confirm with JavaScript, a small page without)."""
-    gen = _get_generation(request, public_id, owner_only=True)
+    gen = access.get_managed_clip_or_404(request.user, public_id)
     confirmed = request.POST.get("confirm") == "yes"
     if gen.status in IN_FLIGHT and not confirmed:
         if request.htmx:  # the card was out of date: show it as it is now, with the warning
@@ -322,21 +301,21 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
         return render(
             request,
             "generations/generation_confirm_cancel.html",
-            {"generation": gen, "next": _next_url(request)},
+            {"generation": gen, "next": next_url(request, reverse("studio"))},
         )
     if not lifecycle.cancel(gen) and not request.htmx:
         messages.info(request, "That job had already moved on; nothing was cancelled.")
     gen.refresh_from_db()
     if request.htmx:
         return _render_live(request, gen)
-    return redirect(_next_url(request))
+    return redirect_next(request, reverse("studio"))
 
 
 @require_POST
 def generation_retry(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """A failed or cancelled job of one's own, again with the same parameters: a new job
     (the old card stays, with its reason)."""
-    gen = _get_generation(request, public_id, owner_only=True)
+    gen = access.get_managed_clip_or_404(request.user, public_id)
     if gen.status not in (Status.FAILED, Status.CANCELLED):
         return HttpResponseBadRequest("Only a failed or cancelled job can be retried.")
     form = GenerationForm(GenerationForm.initial_from(gen))
@@ -349,14 +328,6 @@ def generation_retry(request: HtmxHttpRequest, public_id) -> HttpResponse:
         return redirect("studio")
     messages.success(request, "Queued again. The new card is at the top.")
     return redirect("studio")
-
-
-def _next_url(request: HttpRequest) -> str:
-    """Where a no-JavaScript form goes back to: its page, if `next` is one of ours."""
-    nxt = request.POST.get("next", "")
-    if nxt and url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
-        return nxt
-    return reverse("studio")
 
 
 @login_not_required

@@ -53,7 +53,7 @@ def boards_panel(context) -> dict:
         "request": request,
         "generation": gen,
         "on_boards": [item.board for item in on.select_related("board")],
-        "my_boards": list(Board.objects.filter(owner=request.user).order_by("name", "id")),
+        "my_boards": list(Board.objects.editable_by(request.user).order_by("name", "id")),
     }
 
 
