@@ -98,7 +98,7 @@ print(json.dumps(out))
 """
 
 
-def _database(create: bool) -> None:
+def bench_database(create: bool) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         if create:
@@ -250,7 +250,7 @@ def environment(var: Path) -> dict:
 def prepare(env: dict, var: Path) -> Path:
     """A fresh database, migrated and seeded; the members' sessions and cards as JSON."""
     manage = [sys.executable, str(ROOT / "manage.py")]
-    _database(create=True)
+    bench_database(create=True)
     for argv in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
         subprocess.run([*manage, *argv], cwd=ROOT, env=env, check=True)
     seed = SEED % {"members": POLLERS + SUBMITTERS, "pollers": POLLERS, "history": HISTORY}
@@ -360,7 +360,7 @@ def run() -> bool:
         if web is not None:
             web.send_signal(signal.SIGTERM)
             web.wait(timeout=40)
-        _database(create=False)
+        bench_database(create=False)
         if os.environ.get("KLING_BENCH_LOAD_KEEP") == "1":  # gunicorn's log, every request
             print(f"kept: {var} (gunicorn.log, results.json)")
         else:

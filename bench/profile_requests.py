@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_load import ROOT, _database, environment, prepare
+from bench.bench_load import ROOT, bench_database, environment, prepare
 
 CHILD = r"""
 import cProfile, io, json, pstats, sys, time
@@ -106,7 +106,7 @@ def main(argv: list[str]) -> int:
             text=True,
         )
     finally:
-        _database(create=False)
+        bench_database(create=False)
         if not profile:
             shutil.rmtree(var, ignore_errors=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])

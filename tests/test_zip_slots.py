@@ -161,11 +161,11 @@ def test_a_moving_stream_renews_its_slot(alice, monkeypatch):
 
 def test_the_zip_reads_its_rows_before_the_first_byte(alice, django_assert_num_queries, db):
     """The stream itself makes no query: everything was read in the view."""
-    from generations.galleries.zips import _zip_entries, _zip_stream
+    from generations.galleries.zips import zip_entries, zip_stream
 
     clip(alice, "one")
     clip(alice, "two")
-    entries = _zip_entries(Generation.objects.filter(owner=alice))
+    entries = zip_entries(Generation.objects.filter(owner=alice))
     with django_assert_num_queries(0):
-        data = b"".join(_zip_stream(entries))
+        data = b"".join(zip_stream(entries))
     assert len(zipfile.ZipFile(io.BytesIO(data)).namelist()) == 4

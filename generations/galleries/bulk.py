@@ -14,9 +14,9 @@ from ..models import (
     Generation,
     Visibility,
 )
-from .clip import _delete_clips, _list_url
+from .clip import delete_clips, gallery_back_url
 from .filters import MINE, TEAM, Scope
-from .zips import _nothing_to_zip, zip_response
+from .zips import nothing_to_zip, zip_response
 
 # ---------------------------------------------------------------------------------------
 # Several clips at once: the galleries' tick boxes post here with what to do (gallery.js
@@ -86,7 +86,7 @@ def _bulk_refusal(request: HttpRequest, action: str, raw: list[str]) -> str | li
 
 
 def _bulk(request: HttpRequest, scope: Scope) -> HttpResponse:
-    back = _list_url(request.POST.get("back")) or reverse(scope.url_name)
+    back = gallery_back_url(request.POST.get("back")) or reverse(scope.url_name)
     action = request.POST.get("action", "")
     rows = _bulk_refusal(request, action, request.POST.getlist("ids"))
     if isinstance(rows, str):
@@ -94,7 +94,7 @@ def _bulk(request: HttpRequest, scope: Scope) -> HttpResponse:
         return redirect(back)
     if action == "zip":
         qs = Generation.objects.filter(pk__in=[gen.pk for gen in rows]).order_by("-created_at")
-        if (empty := _nothing_to_zip(request, qs, back)) is not None:
+        if (empty := nothing_to_zip(request, qs, back)) is not None:
             return empty
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         return zip_response(request, qs, f"kling-selection-{stamp}.zip")
@@ -103,7 +103,7 @@ def _bulk(request: HttpRequest, scope: Scope) -> HttpResponse:
         context = {"rows": rows, "action": action, "verb": BULK_VERBS[action], "back": back}
         return render(request, "generations/bulk_confirm.html", context)
     if action == "delete":
-        _delete_clips(rows)
+        delete_clips(rows)
         messages.success(request, f"Deleted {_clips(len(rows))}.")
     else:
         Generation.objects.filter(pk__in=[gen.pk for gen in rows]).update(visibility=action)

@@ -22,8 +22,8 @@ from ..models import (
     Status,
 )
 from ..web import HtmxHttpRequest, is_local_path, next_url
-from .filters import MINE, TEAM, Scope, _order, _selection
-from .paging import _after, _before, _cursor, _query
+from .filters import MINE, TEAM, Scope, filtered_selection, order_of
+from .paging import cursor_of, query_string, rows_after, rows_before
 
 # ---------------------------------------------------------------------------------------
 # One generation
@@ -47,7 +47,7 @@ def _span(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
-def _list_url(url: str | None) -> str:
+def gallery_back_url(url: str | None) -> str:
     """`url` if it is one of our galleries (with its filters), else "": where a detail page
     reached from a filtered list goes back to, and where deleting from it returns."""
     if not is_local_path(url):
@@ -66,7 +66,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
     usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
     return {
         "generation": gen,
-        "back": _list_url(request.GET.get("back")),
+        "back": gallery_back_url(request.GET.get("back")),
         "price": price,
         "cost": costs.cost_label(gen, usd),
         "not_charged": costs.not_charged(gen),
@@ -93,12 +93,12 @@ def _viewer(request: HttpRequest, public_id, scope: Scope) -> HttpResponse:
     from (same filters, same order, carried in the query string): a real, shareable URL
     that works without JavaScript; gallery.js adds arrow keys, swipes and Escape."""
     gen = access.get_clip_or_404(request.user, public_id)
-    form, qs = _selection(request, scope)
-    order = _order(form)
+    form, qs = filtered_selection(request, scope)
+    order = order_of(form)
     # The clip as the list sees it (with the rating it may be sorted by); a clip outside
     # the list (a shared link, a changed filter) is shown without steps.
     listed = qs.filter(pk=gen.pk).first()
-    query = _query(request, after=None)
+    query = query_string(request, after=None)
     suffix = f"?{query}" if query else ""
 
     def url_of(other: Generation | None) -> str:
@@ -110,8 +110,8 @@ def _viewer(request: HttpRequest, public_id, scope: Scope) -> HttpResponse:
     if order == "rating" and getattr(listed, "rating_avg", None) is None:
         listed = None  # unrated clips have no place in the rating order's keyset
     if listed is not None:
-        following = _after(qs, _cursor(listed, order), order=order).first()
-        preceding = _before(qs, listed, order).first()
+        following = rows_after(qs, cursor_of(listed, order), order=order).first()
+        preceding = rows_before(qs, listed, order).first()
     context = {
         "generation": gen,
         "scope": scope,
@@ -161,7 +161,7 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
 
 
-def _delete_clips(gens: list[Generation]) -> None:
+def delete_clips(gens: list[Generation]) -> None:
     """Delete these rows, then (once that is committed) their files no other row uses."""
     names = [f.name for gen in gens for f in (gen.video, gen.poster) if f]
     with transaction.atomic():
@@ -179,14 +179,14 @@ def generation_delete(request: HtmxHttpRequest, public_id) -> HttpResponse:
         # A worker may be writing this row or its files right now: stop it first.
         messages.error(request, "This job is still running: cancel it first, then delete it.")
         return HttpResponseClientRedirect(detail) if request.htmx else redirect(detail)
-    back = _list_url(request.POST.get("back") or request.GET.get("back"))
+    back = gallery_back_url(request.POST.get("back") or request.GET.get("back"))
     if request.method == "GET":
         return render(
             request,
             "generations/generation_confirm_delete.html",
             {"generation": gen, "back": back},
         )
-    _delete_clips([gen])
+    delete_clips([gen])
     messages.success(request, "Deleted.")
     back = back or reverse("my-generations")  # the list it was reached from, filters and all
     return HttpResponseClientRedirect(back) if request.htmx else redirect(back)

@@ -1,5 +1,6 @@
-"""The galleries' filter bar and the selection it makes: one filtered queryset (`_selection`),
-so a page, its next-page partial and a zip always agree on what "these clips" means.
+"""The galleries' filter bar and the selection it makes: one filtered queryset
+(`filtered_selection`), so a page, its next-page partial and a zip always agree on what
+"these clips" means.
 """
 
 from dataclasses import dataclass
@@ -213,11 +214,13 @@ ORDERS = {
 }
 
 
-def _order(form: GalleryFilters) -> str:
+def order_of(form: GalleryFilters) -> str:
     return form.cleaned_data.get("order") or "newest"
 
 
-def _selection(request: HttpRequest, scope: Scope) -> tuple[GalleryFilters, GenerationQuerySet]:
+def filtered_selection(
+    request: HttpRequest, scope: Scope
+) -> tuple[GalleryFilters, GenerationQuerySet]:
     """The filter form and the generations it selects, in the order asked for."""
     user = request.user
     if scope is MINE:
@@ -227,4 +230,4 @@ def _selection(request: HttpRequest, scope: Scope) -> tuple[GalleryFilters, Gene
         form = GalleryFilters(request.GET, scope=scope, members=_members(), boards=_boards(user))
         qs = Generation.objects.team_gallery(user)
     qs = _apply_filters(qs, form, user)
-    return form, qs.order_by(*ORDERS[_order(form)])
+    return form, qs.order_by(*ORDERS[order_of(form)])

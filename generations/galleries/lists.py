@@ -7,14 +7,14 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from ..web import PAGE_SIZE, HtmxHttpRequest
-from .filters import MINE, TEAM, Scope, _order, _selection
-from .paging import _after, _cursor, _query
+from .filters import MINE, TEAM, Scope, filtered_selection, order_of
+from .paging import cursor_of, query_string, rows_after
 
 
 def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
-    form, qs = _selection(request, scope)
+    form, qs = filtered_selection(request, scope)
     if cursor := request.GET.get("after", ""):
-        qs = _after(qs, cursor, order=_order(form))
+        qs = rows_after(qs, cursor, order=order_of(form))
     rows = list(qs[: PAGE_SIZE + 1])
     page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
     context = {
@@ -24,11 +24,13 @@ def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
         "ignored": form.ignored(),
         "notes": form.notes,
         "generations": page,
-        "next_query": _query(request, after=_cursor(page[-1], _order(form))) if more else "",
-        "filter_query": _query(request, after=None),
+        "next_query": query_string(request, after=cursor_of(page[-1], order_of(form)))
+        if more
+        else "",
+        "filter_query": query_string(request, after=None),
         # Where a card's detail page goes back to (and deleting there returns): this list.
         "list_url": reverse(scope.url_name)
-        + (f"?{q}" if (q := _query(request, after=None)) else ""),
+        + (f"?{q}" if (q := query_string(request, after=None)) else ""),
         "filtered": any(v for k, v in request.GET.items() if k not in ("after", "order")),
         "first_page": not cursor,
     }

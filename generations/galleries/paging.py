@@ -20,12 +20,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # rating_avg when sorted by rating.
 
 
-def _cursor(gen: Generation, order: str = "newest") -> str:
+def cursor_of(gen: Generation, order: str = "newest") -> str:
     keyset = f"{(gen.created_at - EPOCH) // timedelta(microseconds=1)}_{gen.pk}"
     return f"{gen.rating_avg!r}_{keyset}" if order == "rating" else keyset
 
 
-def _after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> GenerationQuerySet:
+def rows_after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> GenerationQuerySet:
     parts = cursor.split("_")
     try:
         rating = float(parts.pop(0)) if order == "rating" and len(parts) == 3 else None
@@ -42,7 +42,7 @@ def _after(qs: GenerationQuerySet, cursor: str, *, order: str = "newest") -> Gen
     return qs.filter(later)
 
 
-def _before(qs: GenerationQuerySet, gen: Generation, order: str) -> GenerationQuerySet:
+def rows_before(qs: GenerationQuerySet, gen: Generation, order: str) -> GenerationQuerySet:
     """The rows before `gen` in this order, nearest first: the viewer's "previous"."""
     op = "lt" if order == "oldest" else "gt"
     earlier = Q(**{f"created_at__{op}": gen.created_at}) | Q(
@@ -53,7 +53,7 @@ def _before(qs: GenerationQuerySet, gen: Generation, order: str) -> GenerationQu
     return qs.filter(earlier).reverse()
 
 
-def _query(request: HttpRequest, **changes) -> str:
+def query_string(request: HttpRequest, **changes) -> str:
     params = request.GET.copy()
     for key, value in changes.items():
         params.pop(key, None)

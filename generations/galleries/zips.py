@@ -26,8 +26,8 @@ from ..models import (
     Status,
 )
 from . import zipslots
-from .filters import MINE, TEAM, Scope, _selection
-from .paging import _query
+from .filters import MINE, TEAM, Scope, filtered_selection
+from .paging import query_string
 
 CHUNK = 64 * 1024
 
@@ -80,7 +80,7 @@ class _Sink:
         return data
 
 
-def _iso(at: datetime | None) -> str:
+def iso_time(at: datetime | None) -> str:
     return timezone.localtime(at).isoformat() if at else ""
 
 
@@ -100,9 +100,9 @@ def _manifest_row(gen: Generation, name: str, prices: dict) -> dict:
         "camera_control": gen.camera_control,
         "visibility": gen.visibility,
         "member": gen.owner.get_username(),
-        "created_at": _iso(gen.created_at),
-        "submitted_at": _iso(gen.submitted_at),
-        "finished_at": _iso(gen.finished_at),
+        "created_at": iso_time(gen.created_at),
+        "submitted_at": iso_time(gen.submitted_at),
+        "finished_at": iso_time(gen.finished_at),
         "video_seconds": gen.video_duration,
         "units": str(units) if units is not None else None,
         "estimated_usd": str(price.usd) if price else None,
@@ -113,10 +113,6 @@ def _manifest_row(gen: Generation, name: str, prices: dict) -> dict:
 
 def download_name(gen: Generation) -> str:
     """A clip's file name from its date and prompt: the zip's entries and single downloads."""
-    return _zip_name(gen)
-
-
-def _zip_name(gen: Generation) -> str:
     stamp = timezone.localtime(gen.created_at).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{slugify(gen.prompt)[:40].strip('-') or 'clip'}-{gen.public_id.hex[:8]}.mp4"
 
@@ -144,7 +140,7 @@ class ZipExtras(Protocol):
     def files(self) -> dict[str, str]: ...  # more files: name → text
 
 
-def _zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> list[_ZipEntry]:
+def zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> list[_ZipEntry]:
     """Read the rows (and prices) a zip needs, all of them, now. Streaming from a cursor
     instead would hold a database snapshot for as long as the client takes to read, which
     on SQLite stops the write-ahead log from being checkpointed (it grows without bound)."""
@@ -156,7 +152,7 @@ def _zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> lis
     if extras is not None:
         extras.prepare(clips)
     for gen in clips:
-        name = _zip_name(gen)
+        name = download_name(gen)
         entries.append(
             _ZipEntry(
                 name=name,
@@ -171,7 +167,7 @@ def _zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> lis
 # Our own ~30 lines over the standard library's zipfile rather than zipstream-ng: zipfile
 # already streams (data descriptors, Zip64 when needed), and clips come from Django storage
 # (local disk or S3), which zipstream-ng's path-based helpers don't read.
-def _zip_stream(entries: list[_ZipEntry], extras: ZipExtras | None = None) -> Iterator[bytes]:
+def zip_stream(entries: list[_ZipEntry], extras: ZipExtras | None = None) -> Iterator[bytes]:
     """The zip's bytes, chunk by chunk; touches storage only, never the database."""
     sink = _Sink()
     fields = MANIFEST_FIELDS + (extras.fields if extras else [])
@@ -228,18 +224,18 @@ def zip_response(
         response["Retry-After"] = "30"
         return response
     try:
-        entries = _zip_entries(qs.filter(status=Status.SUCCEEDED).exclude(video=""), extras)
+        entries = zip_entries(qs.filter(status=Status.SUCCEEDED).exclude(video=""), extras)
     except BaseException:
         zipslots.release(token)
         raise
-    stream = zipslots.HeldStream(_zip_stream(entries, extras), token)
+    stream = zipslots.HeldStream(zip_stream(entries, extras), token)
     response = StreamingHttpResponse(stream, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
 
 
-def _nothing_to_zip(request: HttpRequest, qs: GenerationQuerySet, back: str) -> HttpResponse | None:
+def nothing_to_zip(request: HttpRequest, qs: GenerationQuerySet, back: str) -> HttpResponse | None:
     """A page that says so, instead of a zip holding only the manifests' headers."""
     if qs.filter(status=Status.SUCCEEDED).exclude(video="").exists():
         return None
@@ -248,9 +244,9 @@ def _nothing_to_zip(request: HttpRequest, qs: GenerationQuerySet, back: str) -> 
 
 
 def _download(request: HttpRequest, scope: Scope) -> HttpResponse:
-    _form, qs = _selection(request, scope)
-    back = reverse(scope.url_name) + (f"?{query}" if (query := _query(request)) else "")
-    if (empty := _nothing_to_zip(request, qs, back)) is not None:
+    _form, qs = filtered_selection(request, scope)
+    back = reverse(scope.url_name) + (f"?{query}" if (query := query_string(request)) else "")
+    if (empty := nothing_to_zip(request, qs, back)) is not None:
         return empty
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return zip_response(request, qs, f"kling-{scope.name}-{stamp}.zip")

@@ -26,19 +26,19 @@ from urllib.parse import quote
 import httpx
 
 from .errors import (
-    _BASE_URL_HINT,
+    BASE_URL_HINT,
     KeyRejected,
     RequestRejected,
     ResultExpired,
     TaskNotFound,
     UnexpectedResponse,
     UpstreamUnavailable,
-    _classify,
-    _retry_after,
-    _scrub,
-    _text,
+    classify,
+    retry_after_header,
+    scrub_secrets,
+    text_of,
 )
-from .wire import RemoteTask, _is_success, _json_object, _parse_task, _pick_external
+from .wire import RemoteTask, is_success, json_object, parse_task, pick_external
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class CometAPIClient:
         data, status = self._request(
             "POST", TEXT2VIDEO_PATH, content=content, headers={"Content-Type": "application/json"}
         )
-        task = _parse_task(data, http_status=status)
+        task = parse_task(data, http_status=status)
         # A task that was just created is "submitted" even if the answer omits the status.
         return task if task.status else replace(task, status="submitted")
 
@@ -209,7 +209,7 @@ class CometAPIClient:
         """GET one task by Kling's task_id."""
         path = f"{TEXT2VIDEO_PATH}/{_path_segment(task_id, 'task_id')}"
         data, status = self._request("GET", path)
-        return _parse_task(data, http_status=status)
+        return parse_task(data, http_status=status)
 
     def find_by_external_id(self, external_task_id: str) -> RemoteTask | None:
         """Find the task created with this external_task_id, or None if there is none.
@@ -231,7 +231,7 @@ class CometAPIClient:
                 raise
             logger.debug("CometAPI query-form lookup unsupported (%s); trying the path", exc)
         else:
-            found = _pick_external(data, wanted)
+            found = pick_external(data, wanted)
             if found is not None:
                 return found
 
@@ -243,7 +243,7 @@ class CometAPIClient:
             raise
         if not data:  # {"code": 0, "data": null}: some gateways say "absent" this way
             return None
-        task = _parse_task(data, http_status=status)
+        task = parse_task(data, http_status=status)
         # The path form may resolve the id as a task_id: accept only our own task.
         if task.external_task_id and task.external_task_id != wanted:
             return None
@@ -398,7 +398,7 @@ class CometAPIClient:
             finally:
                 response.close()
         except httpx.TransportError as exc:
-            detail = _scrub(str(exc), self._secret)[:200]
+            detail = scrub_secrets(str(exc), self._secret)[:200]
             message = f"could not reach CometAPI: {type(exc).__name__}"
             raise UpstreamUnavailable(f"{message} ({detail})" if detail else message) from exc
         except httpx.HTTPError as exc:  # e.g. an undecodable content-encoding
@@ -413,19 +413,19 @@ class CometAPIClient:
         logger.debug("CometAPI %s %s -> %s", method, path, status)
         if body is None:
             raise UnexpectedResponse(
-                f"CometAPI's answer exceeds {MAX_API_BODY_BYTES} bytes; {_BASE_URL_HINT}",
+                f"CometAPI's answer exceeds {MAX_API_BODY_BYTES} bytes; {BASE_URL_HINT}",
                 http_status=status,
                 request_id=request_id,
             )
-        payload = _json_object(body)
+        payload = json_object(body)
         if payload is not None:
-            request_id = _text(payload.get("request_id")) or request_id
+            request_id = text_of(payload.get("request_id")) or request_id
 
         if 300 <= status < 400:
-            location = _scrub(response.headers.get("location", ""), self._secret)[:200]
+            location = scrub_secrets(response.headers.get("location", ""), self._secret)[:200]
             raise UnexpectedResponse(
                 f"CometAPI answered a redirect (HTTP {status} to {location or '?'}); "
-                f"{_BASE_URL_HINT}",
+                f"{BASE_URL_HINT}",
                 http_status=status,
                 request_id=request_id,
             )
@@ -433,17 +433,17 @@ class CometAPIClient:
         if ok and payload is None:
             kind = "HTML" if body.lstrip()[:1] == b"<" else "a non-JSON body"
             raise UnexpectedResponse(
-                f"CometAPI answered {kind} instead of JSON; {_BASE_URL_HINT}",
+                f"CometAPI answered {kind} instead of JSON; {BASE_URL_HINT}",
                 http_status=status,
                 request_id=request_id,
             )
-        if ok and payload is not None and _is_success(payload):
+        if ok and payload is not None and is_success(payload):
             # Tolerate a flat task object without the envelope.
             return payload.get("data", payload), status
-        raise _classify(
+        raise classify(
             status,
             payload,
             request_id=request_id,
-            retry_after=_retry_after(response.headers),
+            retry_after=retry_after_header(response.headers),
             secret=self._secret,
         )

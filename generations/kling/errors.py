@@ -14,9 +14,7 @@ import httpx
 
 _MESSAGE_LIMIT = 500  # str(error) is one line for logs and flash messages
 
-_BASE_URL_HINT = (
-    "check COMETAPI_BASE_URL (it should be the API host, e.g. https://api.cometapi.com)"
-)
+BASE_URL_HINT = "check COMETAPI_BASE_URL (it should be the API host, e.g. https://api.cometapi.com)"
 # CometAPI keys look like "sk-…". An error body may echo a key (ours or another one);
 # scrub anything key-shaped as well as the exact key the client holds.
 _KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
@@ -29,7 +27,7 @@ _SUCCESS_CODES = frozenset({"0", "success", "succeed", "ok"})
 # --------------------------------------------------------------------------- errors
 
 
-def _scrub(text: str, secret: str = "") -> str:
+def scrub_secrets(text: str, secret: str = "") -> str:
     if secret:
         text = text.replace(secret, "[redacted]")
     text = _KEY_PATTERN.sub("sk-[redacted]", text)
@@ -57,7 +55,7 @@ class CometAPIError(Exception):
         retryable: bool | None = None,
         retry_after: float | None = None,
     ) -> None:
-        message = _scrub(str(message))
+        message = scrub_secrets(str(message))
         super().__init__(message)
         self.message = message
         self.http_status = http_status
@@ -139,7 +137,7 @@ class ResultExpired(CometAPIError):
     retryable = False
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -175,7 +173,7 @@ _KLING_CODES: dict[int, tuple[type[CometAPIError], str]] = {
 }
 
 
-def _code_value(value: object) -> int | str | None:
+def code_value(value: object) -> int | str | None:
     """Kling codes are ints (sometimes sent as numeric strings); the gateway's are words."""
     if isinstance(value, bool) or value is None:
         return None
@@ -187,11 +185,11 @@ def _code_value(value: object) -> int | str | None:
     return text or None
 
 
-def _is_success_code(value: object) -> bool:
-    return str(_code_value(value)).lower() in _SUCCESS_CODES
+def is_success_code(value: object) -> bool:
+    return str(code_value(value)).lower() in _SUCCESS_CODES
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def retry_after_header(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
@@ -200,7 +198,7 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _classify(
+def classify(
     status: int,
     payload: Mapping[str, Any] | None,
     *,
@@ -216,12 +214,12 @@ def _classify(
         error = payload.get("error")
         if isinstance(error, Mapping):  # CometAPI's own {"error": {...}} envelope
             gateway = True
-            code = _code_value(error.get("code"))
-            message = _text(error.get("message"))
+            code = code_value(error.get("code"))
+            message = text_of(error.get("message"))
         else:
-            code = _code_value(payload.get("code"))
-            message = _text(payload.get("message")) or _text(error)
-    message = _scrub(message, secret)  # a gateway may echo the Authorization it got
+            code = code_value(payload.get("code"))
+            message = text_of(payload.get("message")) or text_of(error)
+    message = scrub_secrets(message, secret)  # a gateway may echo the Authorization it got
     common: dict[str, Any] = {
         "http_status": status,
         "code": code,
@@ -247,7 +245,7 @@ def _classify(
         if status >= 500:
             return UpstreamUnavailable(f"CometAPI answered HTTP {status}", **common)
         return UnexpectedResponse(
-            f"CometAPI answered HTTP {status} without a JSON body; {_BASE_URL_HINT}", **common
+            f"CometAPI answered HTTP {status} without a JSON body; {BASE_URL_HINT}", **common
         )
 
     described = message or f"CometAPI answered HTTP {status}"
@@ -261,7 +259,7 @@ def _classify(
     if status == 408 or status >= 500:
         return UpstreamUnavailable(described, **common)
     if status == 404:
-        return RequestRejected(f"{described} (HTTP 404; {_BASE_URL_HINT})", **common)
+        return RequestRejected(f"{described} (HTTP 404; {BASE_URL_HINT})", **common)
     if status >= 400:
         return RequestRejected(described, **common)
     # A 2xx whose envelope carries an unknown non-zero code.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import MalformedTask, _code_value, _is_success_code, _text
+from .errors import MalformedTask, code_value, is_success_code, text_of
 
 TERMINAL_STATUSES = frozenset({"succeed", "failed"})
 
@@ -60,29 +60,29 @@ def _first_video(task: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def _parse_task(data: object, *, http_status: int | None = None) -> RemoteTask:
+def parse_task(data: object, *, http_status: int | None = None) -> RemoteTask:
     if not isinstance(data, Mapping):
         raise MalformedTask(
             f"expected a task object, got {type(data).__name__}",
             http_status=http_status,
             retryable=False,
         )
-    task_id = _text(data.get("task_id"))
+    task_id = text_of(data.get("task_id"))
     if not task_id:
         raise MalformedTask(
             "the task object has no task_id", http_status=http_status, retryable=False
         )
     info = data.get("task_info")
-    external_id = _text(info.get("external_task_id")) if isinstance(info, Mapping) else ""
+    external_id = text_of(info.get("external_task_id")) if isinstance(info, Mapping) else ""
     video = _first_video(data)
     duration = _number(video.get("duration"))
     return RemoteTask(
         task_id=task_id,
         # Lower-cased so a gateway that capitalises ("SUCCEED") still compares equal.
-        status=_text(data.get("task_status")).lower(),
-        status_msg=_text(data.get("task_status_msg")),
-        external_task_id=external_id or _text(data.get("external_task_id")),
-        video_url=_text(video.get("url")),
+        status=text_of(data.get("task_status")).lower(),
+        status_msg=text_of(data.get("task_status_msg")),
+        external_task_id=external_id or text_of(data.get("external_task_id")),
+        video_url=text_of(video.get("url")),
         video_duration=float(duration) if duration is not None and duration >= 0 else None,
         units=_number(data.get("final_unit_deduction")),
         updated_at_ms=_millis(data.get("updated_at")),
@@ -109,17 +109,17 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> RemoteTask:
     if isinstance(payload, Mapping) and "task_id" not in payload:
         inner = payload.get("data")
         if isinstance(inner, Mapping):
-            if not _is_success_code(payload.get("code", 0)):
+            if not is_success_code(payload.get("code", 0)):
                 raise MalformedTask(
                     "the callback envelope carries an error code",
-                    code=_code_value(payload.get("code")),
+                    code=code_value(payload.get("code")),
                     retryable=False,
                 )
             payload = inner
-    return _parse_task(payload)
+    return parse_task(payload)
 
 
-def _json_object(body: bytes) -> Mapping[str, Any] | None:
+def json_object(body: bytes) -> Mapping[str, Any] | None:
     try:
         value = json.loads(body) if body.strip() else None
     except (ValueError, RecursionError):
@@ -127,11 +127,11 @@ def _json_object(body: bytes) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-def _is_success(payload: Mapping[str, Any]) -> bool:
+def is_success(payload: Mapping[str, Any]) -> bool:
     if payload.get("error"):
         return False
     if "code" in payload:
-        return _is_success_code(payload["code"])
+        return is_success_code(payload["code"])
     return "data" in payload or "task_id" in payload
 
 
@@ -143,12 +143,14 @@ def _candidates(data: object) -> Iterator[Mapping[str, Any]]:
                 data = data[key]
                 break
     items = data if isinstance(data, list) else [data]
-    yield from (item for item in items if isinstance(item, Mapping) and _text(item.get("task_id")))
+    yield from (
+        item for item in items if isinstance(item, Mapping) and text_of(item.get("task_id"))
+    )
 
 
-def _pick_external(data: object, wanted: str) -> RemoteTask | None:
+def pick_external(data: object, wanted: str) -> RemoteTask | None:
     """The task among `data` (one object or a list) whose external_task_id is `wanted`."""
-    tasks = [_parse_task(item) for item in _candidates(data)]
+    tasks = [parse_task(item) for item in _candidates(data)]
     if isinstance(data, Mapping) and "task_id" in data and len(tasks) == 1:
         # A single object answered for our query: accept it unless it names another id.
         task = tasks[0]

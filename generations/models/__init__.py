@@ -1,5 +1,5 @@
 """The app's models, one module per domain; everything is importable from here, as
-before the split (migrations name `generations.models._external_task_id`)."""
+before the split (migrations name `generations.models.new_external_task_id`)."""
 
 from .coordination import ClusterHeartbeat, DownloadSlot, WorkerLease
 from .generation import (
@@ -13,8 +13,8 @@ from .generation import (
     ReviewState,
     Status,
     Visibility,
-    _callback_token,
-    _external_task_id,
+    new_callback_token,
+    new_external_task_id,
 )
 from .governance import AuditEvent, MemberLimits, Price, TeamLimits
 from .keys import ApiKey, ApiKeyManager, RetiredSecret, mask_secret
@@ -64,7 +64,7 @@ __all__ = [
     "Verb",
     "Visibility",
     "WorkerLease",
-    "_callback_token",
-    "_external_task_id",
+    "new_callback_token",
+    "new_external_task_id",
     "mask_secret",
 ]

@@ -98,11 +98,11 @@ class GenerationQuerySet(ClipQuerySet):
         return self.in_flight().filter(remote_status=RemoteStatus.SUCCEED)
 
 
-def _external_task_id() -> str:
+def new_external_task_id() -> str:
     return f"ks-{uuid.uuid4().hex}"
 
 
-def _callback_token() -> str:
+def new_callback_token() -> str:
     return secrets.token_urlsafe(32)
 
 
@@ -130,12 +130,12 @@ class Generation(models.Model):
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     # Ours, sent with the create: finds the task again when a create's answer was lost.
-    external_task_id = models.CharField(max_length=64, unique=True, default=_external_task_id)
+    external_task_id = models.CharField(max_length=64, unique=True, default=new_external_task_id)
     task_id = models.CharField(max_length=64, blank=True, help_text="Kling's task id")
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
     # The api_key's secret_version this job's task was (or will be) created with.
     key_version = models.PositiveIntegerField(null=True, blank=True)
-    callback_token = models.CharField(max_length=64, default=_callback_token, editable=False)
+    callback_token = models.CharField(max_length=64, default=new_callback_token, editable=False)
 
     # Lifecycle bookkeeping: see the lifecycle package.
     # Kling's word, as last seen (blank: not read yet).

@@ -21,7 +21,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import access
-from ..galleries.zips import _iso, _zip_name, zip_response
+from ..galleries.zips import download_name, iso_time, zip_response
 from ..models import Board, BoardItem, Comment, Generation, Rating, Review, Status, Verb, Visibility
 from ..validators import VisibleTextValidator
 from ..web import HtmxHttpRequest, next_url, redirect_next
@@ -238,7 +238,7 @@ class ReviewManifest:
                 "comment_count": gen.comment_count,
             }
             details[gen.pk] = {
-                "file": _zip_name(gen),
+                "file": download_name(gen),
                 "id": str(gen.public_id),
                 "prompt": gen.prompt,
                 "review_state": gen.review_state,
@@ -253,8 +253,8 @@ class ReviewManifest:
                     "author": c.author.get_username(),
                     "body": c.body,
                     "at_seconds": c.at_seconds,
-                    "created_at": _iso(c.created_at),
-                    "edited_at": _iso(c.edited_at),
+                    "created_at": iso_time(c.created_at),
+                    "edited_at": iso_time(c.edited_at),
                 }
             )
         for r in Rating.objects.filter(generation_id__in=ids).select_related("member"):
@@ -267,7 +267,7 @@ class ReviewManifest:
                     "state": r.state,
                     "note": r.note,
                     "reviewer": r.reviewer.get_username() if r.reviewer else None,
-                    "at": _iso(r.created_at),
+                    "at": iso_time(r.created_at),
                 }
             )
         self.clips = list(details.values())

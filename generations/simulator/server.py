@@ -513,7 +513,7 @@ class Simulator:
     def start(self) -> Simulator:
         if self._server is not None:
             raise RuntimeError("simulator already started")
-        _clip("5", "16:9")  # fail fast if ffmpeg cannot make a clip
+        clip_bytes("5", "16:9")  # fail fast if ffmpeg cannot make a clip
         self.video_codec = _clip_codec
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._server = _Server((self.host, self.port), self, family)
@@ -883,7 +883,7 @@ class Simulator:
             delay = self._download_delay / self.speed
             if method == "GET":
                 task.downloads.append(_now_ms())
-        clip = _clip(*variant)
+        clip = clip_bytes(*variant)
         response = _ranged(clip, headers.get("Range"))
         if method == "GET" and response.body:
             # A range takes its share of the whole clip's time.
@@ -1010,7 +1010,7 @@ _clip_codec = ""
 _clips_lock = threading.Lock()  # ffmpeg runs under this one, never under a simulator's lock
 
 
-def _clip(duration: str, aspect_ratio: str) -> bytes:
+def clip_bytes(duration: str, aspect_ratio: str) -> bytes:
     """A real, playable mp4 of the requested length and shape, made once and cached."""
     global _clip_codec
     variant = (duration, aspect_ratio)

@@ -5,7 +5,7 @@ import pytest
 from django.core.files.base import ContentFile
 from playwright.sync_api import Page, expect
 
-from generations.simulator.server import _clip
+from generations.simulator.server import clip_bytes
 from tests.browser.test_gallery_journeys import finished, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,7 +16,7 @@ def test_copy_prompt_and_preview_on_every_list(page: Page, live_server, alice, w
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     gen = finished(alice, "A kite over  the dunes")
-    gen.video.save("clip.mp4", ContentFile(_clip("5", "16:9")))  # a real, playable one
+    gen.video.save("clip.mp4", ContentFile(clip_bytes("5", "16:9")))  # a real, playable one
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     log_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}{where}")

@@ -18,7 +18,7 @@ from generations.lifecycle.archive import extract_poster
 from generations.models import Board, Price, Status
 from generations.review import boards
 from generations.review import notes as review
-from generations.simulator.server import _clip
+from generations.simulator.server import clip_bytes
 from tests.browser.test_gallery_journeys import log_in
 from tests.factories import make_generation
 
@@ -89,7 +89,7 @@ def _poster(shape: str) -> bytes:
     if shape not in _posters:
         with tempfile.TemporaryDirectory() as folder:
             video, poster = Path(folder) / "clip.mp4", Path(folder) / "poster.jpg"
-            video.write_bytes(_clip("5", shape))
+            video.write_bytes(clip_bytes("5", shape))
             extract_poster(video, poster)
             _posters[shape] = poster.read_bytes()
     return _posters[shape]
@@ -116,7 +116,7 @@ def _seed(root, bob) -> dict[str, str]:
             price_usd="0.14",
             video_duration=5.1,
         )
-        gen.video.save("clip.mp4", ContentFile(_clip("5", shape)), save=False)
+        gen.video.save("clip.mp4", ContentFile(clip_bytes("5", shape)), save=False)
         gen.poster.save("poster.jpg", ContentFile(_poster(shape)), save=False)
         gen.save()
         clips[shape] = gen

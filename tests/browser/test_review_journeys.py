@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 from generations.lifecycle.archive import extract_poster
 from generations.models import Board, Generation, Status
 from generations.review import boards
-from generations.simulator.server import _clip
+from generations.simulator.server import clip_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +38,7 @@ def finished(owner, prompt: str, **kw) -> Generation:
         video_duration=5.1,
         **kw,
     )
-    gen.video.save("clip.mp4", ContentFile(_clip("5", "16:9")), save=False)
+    gen.video.save("clip.mp4", ContentFile(clip_bytes("5", "16:9")), save=False)
     gen.poster.save("poster.jpg", ContentFile(poster()), save=False)
     gen.save()
     return gen
@@ -48,7 +48,7 @@ def finished(owner, prompt: str, **kw) -> Generation:
 def poster() -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         video, jpeg = Path(folder) / "clip.mp4", Path(folder) / "poster.jpg"
-        video.write_bytes(_clip("5", "16:9"))
+        video.write_bytes(clip_bytes("5", "16:9"))
         extract_poster(video, jpeg)
         return jpeg.read_bytes()
 
