@@ -48,7 +48,9 @@ def test_visibility(bad, alice_client, clip) -> None:
 @pytest.mark.parametrize("bad", BAD_NEXT)
 def test_cancel(bad, alice, alice_client) -> None:
     gen = make_generation(alice, status=Status.QUEUED)
-    location = _post(alice_client, reverse("generation-cancel", args=[gen.public_id]), {"next": bad})
+    location = _post(
+        alice_client, reverse("generation-cancel", args=[gen.public_id]), {"next": bad}
+    )
     assert location == reverse("studio")
     gen.refresh_from_db()
     assert gen.status == Status.CANCELLED
