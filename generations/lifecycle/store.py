@@ -15,7 +15,6 @@ from django.core.files import File
 from django.db import DatabaseError, close_old_connections, connection
 
 from ..kling import CometAPIError
-from ..galleries import paging  # noqa: F401  deliberately against the direction
 from ..models import Generation, Status
 from . import archive
 from .base import (
