@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import health
-from .galleries import bulk, clip, lists, zips
+from .galleries import bulk, clip, files, lists, zips
 from .governance import usage
 from .review import boards, inbox
 from .review import notes as review
@@ -21,8 +21,8 @@ urlpatterns = [
     path("g/<uuid:public_id>/favourite/", clip.generation_favourite, name="generation-favourite"),
     path("g/<uuid:public_id>/delete/", clip.generation_delete, name="generation-delete"),
     path("g/<uuid:public_id>/status/", views.generation_status, name="generation-status"),
-    path("g/<uuid:public_id>/video.mp4", views.generation_video, name="generation-video"),
-    path("g/<uuid:public_id>/poster.jpg", views.generation_poster, name="generation-poster"),
+    path("g/<uuid:public_id>/video.mp4", files.generation_video, name="generation-video"),
+    path("g/<uuid:public_id>/poster.jpg", files.generation_poster, name="generation-poster"),
     path(
         "g/<uuid:public_id>/visibility/", views.generation_visibility, name="generation-visibility"
     ),
