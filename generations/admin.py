@@ -127,7 +127,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="Spend this month", ordering="spend_month")
     def spend_this_month(self, obj: ApiKey) -> str:
-        return budgets.money(obj.spend_month or Decimal(0))
+        return costs.usd(obj.spend_month or Decimal(0))
 
     @admin.display(description="Last error")
     def short_last_error(self, obj: ApiKey) -> str:

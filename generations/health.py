@@ -86,7 +86,7 @@ def _queue(now) -> dict:
     stalled = (
         age > QUEUE_STALLED
         and not Generation.objects.filter(status__in=MOVING).exists()
-        and ApiKey.objects.filter(is_active=True, is_healthy=True).exists()
+        and ApiKey.objects.usable().exists()
     )
     return {"ok": not stalled, "oldest_queued_age_seconds": _seconds(age)}
 

@@ -18,7 +18,6 @@ from ..governance import costs
 from ..models import (
     Favourite,
     Generation,
-    Price,
     Status,
 )
 from ..web import HtmxHttpRequest, is_local_path, next_url
@@ -27,12 +26,6 @@ from .paging import cursor_of, query_string, rows_after, rows_before
 
 # ---------------------------------------------------------------------------------------
 # One generation
-
-
-def _price_for(gen: Generation) -> Price | None:
-    return Price.objects.filter(
-        model_name=gen.model_name, mode=gen.mode, duration=gen.duration
-    ).first()
 
 
 def _span(delta: timedelta) -> str:
@@ -61,7 +54,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
     a detail page that polls (views.generation_status)."""
     timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
     timings.append(("Finished" if gen.status == Status.SUCCEEDED else "Ended", gen.finished_at))
-    price = _price_for(gen)
+    price = costs.price_for(gen)
     # What the job was accepted at (budgets snapshot it); the table's price for older rows.
     usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
     return {

@@ -19,10 +19,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from .. import csvsafe
+from ..governance import costs
 from ..models import (
     Generation,
     GenerationQuerySet,
-    Price,
     Status,
 )
 from . import zipslots
@@ -85,7 +85,7 @@ def iso_time(at: datetime | None) -> str:
 
 
 def _manifest_row(gen: Generation, name: str, prices: dict) -> dict:
-    price = prices.get((gen.model_name, gen.mode, gen.duration))
+    price = costs.price_in(prices, gen.model_name, gen.mode, gen.duration)
     units = gen.units if gen.units is not None else (price.units if price else None)
     return {
         "file": name,
@@ -144,9 +144,7 @@ def zip_entries(qs: GenerationQuerySet, extras: ZipExtras | None = None) -> list
     """Read the rows (and prices) a zip needs, all of them, now. Streaming from a cursor
     instead would hold a database snapshot for as long as the client takes to read, which
     on SQLite stops the write-ahead log from being checkpointed (it grows without bound)."""
-    prices: dict[tuple[str, str, str], Price] = {
-        (p.model_name, p.mode, p.duration): p for p in Price.objects.all()
-    }
+    prices = costs.price_table()
     entries = []
     clips = list(qs.select_related("owner"))
     if extras is not None:

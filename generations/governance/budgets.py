@@ -25,8 +25,9 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Subquery, Sum
 from django.utils import timezone
 
-from ..kling import capabilities as caps
-from ..models import Generation, MemberLimits, Price, Status, TeamLimits
+from ..models import Generation, MemberLimits, Status, TeamLimits
+from . import costs
+from .costs import price_in, usd
 
 # Rows whose price counts against a budget: accepted and not refunded (see above).
 CHARGED = ~Q(status=Status.FAILED) & ~Q(status=Status.CANCELLED, create_sent=False)
@@ -70,16 +71,10 @@ class Standing:
             f" of {self.jobs_per_day}" if self.jobs_per_day is not None else ""
         )
         jobs += f" job{'' if (self.jobs_per_day or self.jobs_today) == 1 else 's'} today"
-        spend = money(self.spend_month)
+        spend = usd(self.spend_month)
         if self.monthly_spend is not None:
-            spend += f" of {money(self.monthly_spend)}"
+            spend += f" of {usd(self.monthly_spend)}"
         return f"{jobs} · {spend} this month"
-
-
-def money(usd: Decimal) -> str:
-    """$4.20, $25, $0.13: cents only when there are any."""
-    cents = usd.quantize(Decimal("0.01"))
-    return f"${cents:f}" if cents != cents.to_integral_value() else f"${cents:.0f}"
 
 
 def day_start(t: datetime | None = None) -> datetime:
@@ -149,10 +144,9 @@ def standing(user) -> Standing:
 
 def prices_for(jobs: list[dict]) -> list[Decimal | None]:
     """Each job's price on file now (None: none on file): one query."""
-    table = {caps.price_key(p.model_name, p.mode, p.duration): p.usd for p in Price.objects.all()}
-    return [
-        table.get(caps.price_key(j["model_name"], j.get("mode", ""), j["duration"])) for j in jobs
-    ]
+    table = costs.price_table()
+    found = [price_in(table, j["model_name"], j.get("mode", ""), j["duration"]) for j in jobs]
+    return [price.usd if price else None for price in found]
 
 
 def admit(user, jobs: list[dict]) -> list[Decimal | None]:
@@ -195,16 +189,16 @@ def admit(user, jobs: list[dict]) -> list[Decimal | None]:
         )
     if spend_limit is not None and used_spend + cost > spend_limit:
         raise LimitExceeded(
-            f"Monthly spend limit: you have used {money(used_spend)} of your "
-            f"{money(spend_limit)} this month and {these} costing {money(cost)}. "
+            f"Monthly spend limit: you have used {usd(used_spend)} of your "
+            f"{usd(spend_limit)} this month and {these} costing {usd(cost)}. "
             f"{_resets_next_month()}"
         )
     if team_limit is not None:
         team_spend = _team_spend(t)
         if team_spend + cost > team_limit:
             raise LimitExceeded(
-                f"Team monthly spend limit: the team has used {money(team_spend)} of its "
-                f"{money(team_limit)} this month and {these} costing {money(cost)}. "
+                f"Team monthly spend limit: the team has used {usd(team_spend)} of its "
+                f"{usd(team_limit)} this month and {these} costing {usd(cost)}. "
                 f"{_resets_next_month()}"
             )
     return prices
@@ -216,5 +210,5 @@ def wont_fit(standing: Standing, price: Decimal | None) -> str:
         return "Won't fit: no jobs left today."
     left = standing.usd_left
     if left is not None and (price is None or price > left):
-        return f"Won't fit: {money(left)} left this month."
+        return f"Won't fit: {usd(left)} left this month."
     return ""

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET
 from .. import csvsafe
 from ..models import Generation, Status
 from ..web import day_start, within_range
-from . import budgets
+from . import budgets, costs
 
 CSV_COLUMNS = [
     "day",
@@ -139,7 +139,7 @@ class Tally:
 
     @property
     def spend_label(self) -> str:
-        return budgets.money(self.spend)
+        return costs.usd(self.spend)
 
 
 def _model_label(row: dict) -> str:
@@ -212,7 +212,7 @@ def chart(days: dict[date, Tally]) -> dict:
         "pad": CHART_PAD,
         "baseline": CHART_H - CHART_PAD,
         "right": CHART_W - CHART_PAD,
-        "peak": budgets.money(peak),
+        "peak": costs.usd(peak),
     }
 
 

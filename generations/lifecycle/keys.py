@@ -10,7 +10,7 @@ from django.db.models import Count, Q
 from ..crypto import DecryptionError
 from ..governance import keypool
 from ..kling import CometAPIClient, CometAPIError, KeyRejected
-from ..models import ApiKey, Generation
+from ..models import USABLE, ApiKey, Generation
 from .base import HOLDS_SLOT, now
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,11 @@ def pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
     row is left out of the count: a job that may already hold a slot (a create whose answer
     was lost) must be able to look its task up even when its key is full.
     """
-    usable = Q(is_active=True)
+    usable = USABLE
     if gen.create_sent and gen.api_key_id:
         # A disabled key still finishes what it may have started.
-        usable |= Q(pk=gen.api_key_id)
-    keys = list(ApiKey.objects.select_for_update().filter(usable, is_healthy=True).order_by("pk"))
+        usable |= Q(pk=gen.api_key_id, is_healthy=True)
+    keys = list(ApiKey.objects.select_for_update().filter(usable).order_by("pk"))
     busy = _busy_by_key(keys, excluding=gen.pk)
     for key in keys:
         key.busy = busy.get(key.pk, 0)
@@ -96,7 +96,7 @@ def pick_key(gen: Generation) -> tuple[ApiKey | None, str]:
 
 
 def free_slots() -> int:
-    keys = list(ApiKey.objects.filter(is_active=True, is_healthy=True))
+    keys = list(ApiKey.objects.usable())
     busy = _busy_by_key(keys)
     return sum(max(0, k.concurrency_limit - busy.get(k.pk, 0)) for k in keys)
 

@@ -17,7 +17,7 @@ from .generation import (
     new_external_task_id,
 )
 from .governance import AuditEvent, MemberLimits, Price, TeamLimits
-from .keys import ApiKey, ApiKeyManager, RetiredSecret, mask_secret
+from .keys import USABLE, ApiKey, ApiKeyManager, ApiKeyQuerySet, RetiredSecret, mask_secret
 from .review import (
     COMMENT_MAX,
     RATING_CHOICES,
@@ -35,6 +35,7 @@ from .review import (
 __all__ = [
     "ApiKey",
     "ApiKeyManager",
+    "ApiKeyQuerySet",
     "AuditEvent",
     "Board",
     "BoardItem",
@@ -60,6 +61,7 @@ __all__ = [
     "ReviewState",
     "Status",
     "TERMINAL",
+    "USABLE",
     "TeamLimits",
     "Verb",
     "Visibility",

@@ -11,7 +11,16 @@ def mask_secret(secret: str) -> str:
     return f"…{secret[-4:]}" if len(secret) >= 12 else "…"
 
 
-class ApiKeyManager(models.Manager):
+# Keys the engine may send new jobs with (lifecycle.keys.pick_key chooses among them).
+USABLE = models.Q(is_active=True, is_healthy=True)
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> "ApiKeyQuerySet":
+        return self.filter(USABLE)
+
+
+class ApiKeyManager(models.Manager.from_queryset(ApiKeyQuerySet)):
     """Keys without their secret: choosing a key and counting its slots never decrypts, so a
     key that can't be decrypted can't stop the others. Reading `.secret` loads and decrypts
     it then (see lifecycle.key_secret)."""

@@ -3,9 +3,9 @@ from decimal import Decimal
 
 from django import forms
 
-from ..governance.costs import usd_label
+from ..governance import costs
 from ..kling import capabilities as caps
-from ..models import Generation, Price, Visibility
+from ..models import Generation, Visibility
 from ..validators import VisibleTextValidator
 
 CAMERA_CHOICES = [("auto", "Automatic"), *caps.CAMERA_PRESETS.items(), ("simple", "Simple move")]
@@ -31,7 +31,7 @@ class Estimate:
 
 
 def format_estimate(usd: Decimal, units: Decimal | None) -> str:
-    text = usd_label(usd)
+    text = costs.usd(usd, exact=True)
     if units is not None:
         n = units.normalize()
         text += f" · {n:f} unit{'' if n == 1 else 's'}"
@@ -40,10 +40,7 @@ def format_estimate(usd: Decimal, units: Decimal | None) -> str:
 
 def price_table() -> dict[str, Estimate]:
     """Every price on file, keyed as `capabilities.price_key`: one query."""
-    return {
-        caps.price_key(p.model_name, p.mode, p.duration): Estimate(p.usd, p.units, p.confirmed)
-        for p in Price.objects.all()
-    }
+    return {key: Estimate(p.usd, p.units, p.confirmed) for key, p in costs.price_table().items()}
 
 
 def price_labels(prices: dict[str, Estimate]) -> dict[str, str]:

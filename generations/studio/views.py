@@ -22,7 +22,7 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget, trigger_
 
 from .. import access, lifecycle
 from ..galleries import clip
-from ..governance import budgets
+from ..governance import budgets, costs
 from ..kling import CometAPIError, parse_callback
 from ..kling import capabilities as caps
 from ..models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
@@ -33,18 +33,13 @@ from .forms import GenerationForm
 log = logging.getLogger(__name__)
 
 
-def _usable_keys():
-    """Keys the worker may send jobs with (lifecycle.keys.pick_key chooses among these)."""
-    return ApiKey.objects.filter(is_active=True, is_healthy=True)
-
-
 def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
     """Cards of queued jobs show their place in line, or that no key can send them
     (`no_key`): one query for the whole page, and none when nothing on it waits."""
     cards = list(generations)
     if any(g.status == Status.QUEUED for g in cards):
         # The key check rides along in the positions query rather than costing its own.
-        rows = lifecycle.fair_queue().annotate(key_ready=Exists(_usable_keys()))
+        rows = lifecycle.fair_queue().annotate(key_ready=Exists(ApiKey.objects.usable()))
         positions, key_ready = {}, True
         for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
             positions[pk], key_ready = i, ready
@@ -68,7 +63,7 @@ def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None
         **extra,
     }
     if estimate is not None and count > 1:
-        context["estimate_total"] = forms.usd_label(estimate.usd * count)
+        context["estimate_total"] = costs.usd(estimate.usd * count, exact=True)
     if user is not None:
         standing = budgets.standing(user)
         context["standing"] = standing
@@ -87,7 +82,7 @@ def _studio_context(request: HttpRequest, form: GenerationForm, **extra) -> dict
     return {
         **_form_context(form, prices, user=request.user, **extra),
         "generations": _with_queue_positions(mine),
-        "has_keys": _usable_keys().exists(),
+        "has_keys": ApiKey.objects.usable().exists(),
         "matrix": caps.matrix(),
         "price_labels": forms.price_labels(prices),
     }

@@ -22,9 +22,10 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from generations.governance import costs
 from generations.kling import capabilities as caps
 from generations.lifecycle.archive import extract_poster
-from generations.models import Favourite, Generation, Price, Status, Visibility
+from generations.models import Favourite, Generation, Status, Visibility
 
 TEAM = ["ana", "ben", "chloe", "dev", "emi", "farid"]
 SUBJECTS = [
@@ -139,7 +140,7 @@ class Command(BaseCommand):
                 member.save(update_fields=["password"])
             members.append(member)
         clips = make_clips()
-        prices = {(p.model_name, p.mode, p.duration): p for p in Price.objects.all()}
+        prices = costs.price_table()
         now = timezone.now()
         rows = [self._one(rng, members, clips, prices, now) for _ in range(generations)]
         Generation.objects.bulk_create(rows, batch_size=500)
@@ -205,6 +206,6 @@ class Command(BaseCommand):
         gen.remote_status = "succeed"
         gen.video, gen.poster = rng.choice(clips[aspect])
         gen.video_duration = float(duration)
-        price = prices.get((model_name, mode, duration))
+        price = costs.price_in(prices, model_name, mode, duration)
         gen.units = price.units if price else None
         return gen

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generations.governance import audit
-from generations.governance.budgets import money
+from generations.governance.costs import usd
 from generations.models import MemberLimits, TeamLimits
 
 UNSET = object()  # the option was not given: leave that limit as it is
@@ -41,7 +41,7 @@ def _amount(value: str) -> Decimal | None:
 def _show(value) -> str:
     if value is None:
         return "no limit"
-    return money(value) if isinstance(value, Decimal) else str(value)
+    return usd(value) if isinstance(value, Decimal) else str(value)
 
 
 class Command(BaseCommand):
