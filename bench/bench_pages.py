@@ -83,7 +83,7 @@ def _seed(total: int, user: str) -> None:
 def _seed_review(user: str) -> None:
     """Team review on the clips seeded so far and not yet reviewed: a comment on every third,
     a rating on every second, a review state on every fourth, with the tallies on the row
-    as review.py keeps them (issue 11: as fast with comments and ratings as without)."""
+    as review/notes.py keeps them (issue 11: as fast with comments and ratings as without)."""
     from django.contrib.auth import get_user_model
 
     from generations.models import Comment, Generation, Rating, Review, ReviewState

@@ -5,8 +5,9 @@ and says nothing an outsider could use (no host names, versions or error texts):
 
 - database: a trivial query answers.
 - cache: a value written to the cache reads back (Redis when REDIS_URL is set).
-- cluster: some machine's task cluster beat within HEARTBEAT_STALE (generations/heartbeat.py;
-  every worker beats every 10 s, so two minutes is a dozen missed beats, not a slow pass).
+- cluster: some machine's task cluster beat within HEARTBEAT_STALE
+  (generations/lifecycle/heartbeat.py; every worker beats every 10 s, so two minutes is a
+  dozen missed beats, not a slow pass).
 - queue: the age of the oldest job waiting in our queue, always reported. A long queue is
   normal under a burst (each key runs only its concurrency at once), so age alone is not a
   failure; the queue counts as stalled (503) only when its oldest job has waited longer

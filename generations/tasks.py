@@ -8,6 +8,6 @@ from .governance import keypool
 
 
 def probe_keys() -> None:
-    """The five-minute schedule (migration 0008): unhealthy keys probed, and retired
+    """The five-minute schedule (migration 0013): unhealthy keys probed, and retired
     secrets forgotten once no job needs them."""
     keypool.probe_unhealthy_keys()

@@ -36,7 +36,7 @@ urlpatterns = [
     path("hooks/kling/<uuid:public_id>/", views.kling_callback, name="kling-callback"),
     path("hooks/kling/<uuid:public_id>/<str:token>/", views.kling_callback),
     path("healthz", health.healthz, name="healthz"),
-    # Team review (review.py, boards.py, inbox.py)
+    # Team review (review/: notes, boards, inbox)
     path("g/<uuid:public_id>/comments/", review.comment_create, name="comment-create"),
     path("g/<uuid:public_id>/comments/<int:pk>/edit/", review.comment_edit, name="comment-edit"),
     path(

@@ -187,9 +187,10 @@ SESSION_ENGINE = (
     else "django.contrib.sessions.backends.db"
 )
 
-# django-q2. The database row, not the queue, is the source of truth: every task takes a
-# primary key and claims its row, so running twice (ORM broker) or never (Redis broker) is
-# safe, and the sweeper re-drives whatever a lost task left behind.
+# django-q2 carries the engine (every worker process runs one, generations/lifecycle/engine.py)
+# and the scheduled key probe. The database row, not the queue, is the source of truth: the
+# engine finds its work in the rows, so a task run twice (ORM broker) or lost (Redis broker)
+# loses no job.
 Q_BROKER = env_str("Q_BROKER", "orm")
 if Q_BROKER not in {"orm", "redis"}:
     raise ImproperlyConfigured("Q_BROKER must be 'orm' or 'redis'")
@@ -210,13 +211,14 @@ Q_CLUSTER = {
     # ages toward `retry`.
     "queue_limit": 4,
     # Failures are handled by our own backoff on the row; django-q only re-runs a task whose
-    # worker died. Two more tries, then the sweeper owns it (the default 0 retries forever).
+    # worker died. Two more tries, then the next scheduled run does it (the default 0
+    # retries forever).
     "max_attempts": 3,
     # A worker is replaced after this many tasks (django-q2's default), so a slow leak
     # can't grow for ever; its engine finishes its pass and its downloads first
     # (generations/signals.py).
     "recycle": 500,
-    "catch_up": False,  # a missed minute of sweeping needs one sweep, not a backlog
+    "catch_up": False,  # missed key probes need one probe, not a backlog of them
     "save_limit": 500,
     "ack_failures": True,
     "poll": 0.2,  # how often an idle ORM-broker worker looks for tasks: the latency floor
@@ -265,7 +267,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
 
-# Email: password reset and inbox notifications (generations/inbox.py). With EMAIL_HOST the
+# Email: password reset and inbox notifications (generations/review/inbox.py). With EMAIL_HOST the
 # studio sends through that SMTP server. In debug mode mail is printed on the console;
 # password reset is offered only with EMAIL_HOST or EMAIL_CONSOLE=1 (debug only: reset links
 # are secrets), and otherwise its pages answer 404 and the login page says to ask an admin.
@@ -322,7 +324,7 @@ STORAGES = {
 
 # Clips and posters on S3-compatible storage (AWS S3, MinIO, Ceph, R2, …) when a bucket is
 # named; local disk otherwise. The bucket stays private: members get clips only through our
-# views, after the permission check (generations/ranged.py streams them, Range included),
+# views, after the permission check (generations/galleries/ranged.py streams them, Range included),
 # never as a bucket URL. Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or their
 # _FILE forms), else boto3's own chain (instance role, ~/.aws).
 AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")

@@ -1,4 +1,4 @@
-"""Unit tests for generations/cometapi.py, with CometAPI mocked at URL level by respx.
+"""Unit tests for the Kling client (generations/kling/), with CometAPI mocked at URL level by respx.
 
 Payloads come from docs/cometapi-kling.md (the contract); no Django and no database.
 """

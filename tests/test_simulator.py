@@ -1,7 +1,7 @@
 """The bundled CometAPI simulator, spoken to over raw HTTP (httpx), never through our http.
 
-The simulator and ``generations/cometapi.py`` are both written from the contract; these tests
-pin the simulator to the contract so the two can check each other.
+The simulator and the client (``generations/kling/``) are both written from the contract;
+these tests pin the simulator to the contract so the two can check each other.
 """
 
 import json

@@ -79,7 +79,7 @@ class GalleryFilters(forms.Form):
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     starred = forms.BooleanField(label="Favourites only", required=False)
-    # Team review (review.py): the tallies and state stored on the row, so no join.
+    # Team review (review/notes.py): the tallies and state stored on the row, so no join.
     review = forms.ChoiceField(
         label="Review",
         required=False,

@@ -6,8 +6,8 @@ secret (a RetiredSecret row, encrypted like the key) for the tasks it created: e
 create uses the new secret at once, each job reads and downloads with the secret of its
 `key_version`, and once no unfinished job needs an old secret it is forgotten.
 
-Secrets leave this module only for lifecycle.key_secret, which hands them to cometapi.py for
-the Authorization header; everything here logs names and masks only.
+Secrets leave this module only for lifecycle.key_secret, which hands them to the Kling
+client (kling/) for the Authorization header; everything here logs names and masks only.
 """
 
 import logging

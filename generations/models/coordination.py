@@ -36,7 +36,7 @@ class ClusterHeartbeat(models.Model):
 
 
 class DownloadSlot(models.Model):
-    """One of a member's few concurrent zip downloads (see zipslots.py). A row per running
+    """One of a member's few concurrent zip downloads (see galleries/zipslots.py). A row per running
     download, numbered below the limit, so the unique constraint is the semaphore and it
     holds across web processes and machines; a row whose lease ran out (a crashed worker, a
     client that stopped reading) no longer counts."""

@@ -41,7 +41,7 @@ REMOTE_TERMINAL = (RemoteStatus.SUCCEED, RemoteStatus.FAILED)
 
 
 class ReviewState(models.TextChoices):
-    """Where a clip stands in team review (review.py); members of "Reviewers" set it."""
+    """Where a clip stands in team review (review/notes.py); members of "Reviewers" set it."""
 
     NONE = "none", "Not reviewed"
     CHANGES = "changes", "Needs changes"
@@ -172,7 +172,7 @@ class Generation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # Team review tallies, kept by review.py under a lock on this row (see the review models below).
+    # Team review tallies, kept by review/notes.py under a lock on this row (models/review.py).
     review_state = models.CharField(
         max_length=10, choices=ReviewState.choices, default=ReviewState.NONE
     )
@@ -199,7 +199,8 @@ class Generation(models.Model):
                 name="gen_team_gallery",
                 condition=Q(visibility="team", status="succeeded"),
             ),
-            # Team gallery filtered by member (gallery.py, `member=`): one member's shared clips.
+            # Team gallery filtered by member (galleries/filters.py, `member=`): one member's
+            # shared clips.
             models.Index(
                 fields=["owner", "-created_at"],
                 name="gen_team_by_member",

@@ -34,7 +34,7 @@ class Price(models.Model):
 
 
 class MemberLimits(models.Model):
-    """A member's budget: each limit optional (None: no limit). See budgets.py."""
+    """A member's budget: each limit optional (None: no limit). See governance/budgets.py."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="limits"
@@ -60,7 +60,7 @@ class MemberLimits(models.Model):
 
 class TeamLimits(models.Model):
     """The whole team's budget: one row (pk 1), made by a migration, so a submit can lock
-    it (see budgets.py) without racing to create it."""
+    it (see governance/budgets.py) without racing to create it."""
 
     monthly_spend = models.DecimalField(
         "team spend per month (USD)",

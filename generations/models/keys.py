@@ -45,7 +45,7 @@ class ApiKey(models.Model):
     unhealthy_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by each rotation; a generation records the version that created its task
-    # (tasks belong to the secret that made them, see keypool.py).
+    # (tasks belong to the secret that made them, see governance/keypool.py).
     secret_version = models.PositiveIntegerField(default=1, editable=False)
     # The background probe of an unhealthy key (keypool.probe_unhealthy_keys).
     last_probe_at = models.DateTimeField(null=True, blank=True)

@@ -11,10 +11,10 @@ from ..access import BoardAccessQuerySet, Visibility
 from .generation import Generation, ReviewState
 
 # ---------------------------------------------------------------------------------------
-# Team review: comments, ratings, review states, boards and the inbox (review.py,
-# boards.py, inbox.py). A generation carries its review state and rating/comment tallies
-# itself (kept by review.py under a row lock), so a gallery page filters and sorts on them
-# without a join or a subquery per card.
+# Team review: comments, ratings, review states, boards and the inbox (review/notes.py,
+# review/boards.py, review/inbox.py). A generation carries its review state and its rating and
+# comment tallies itself (kept by review/notes.py under a row lock), so a gallery page filters
+# and sorts on them without a join or a subquery per card.
 
 
 COMMENT_MAX = 2000  # characters; a review note, not an essay

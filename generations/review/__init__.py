@@ -1,0 +1,1 @@
+"""Team review: comments, ratings and approvals (notes), boards and compare, the inbox."""

@@ -217,7 +217,7 @@ REVIEW_FIELDS = ["board_position", "review_state", "rating_avg", "rating_count",
 
 
 class ReviewManifest:
-    """What a board's zip adds to the gallery zip (gallery.ZipExtras): review columns in
+    """What a board's zip adds to the gallery zip (galleries.zips.ZipExtras): review columns in
     the manifest, and comments.json with each clip's comments, ratings and review history.
     Three queries for the whole board, whatever its size, all before streaming starts."""
 

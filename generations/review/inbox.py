@@ -1,7 +1,7 @@
 """The inbox: what other members did to a member's clips (comments, mentions, ratings,
 reviews, boards), an unread count in the header, and optional email.
 
-The header's count is polled by htmx only while the page is visible (static/js/inbox.js)
+The header's count is polled by htmx only while the page is visible (static/js/review.js)
 and slowly; the poll sends the count it shows and gets 204 (nothing to swap) while that is
 still true, so an idle tab costs one small indexed COUNT every POLL_SECONDS.
 """
@@ -25,7 +25,7 @@ from .. import access
 from ..models import Board, Comment, Generation, InboxPreference, Notification, Verb
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 20  # the header count's poll; static/js/inbox.js reads it from the page
+POLL_SECONDS = 20  # the header count's poll; static/js/review.js reads it from the page
 INBOX_PAGE = 50
 
 

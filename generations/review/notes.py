@@ -1,8 +1,8 @@
 """Team review on a clip's page: comments pinned to moments, ratings and review states.
 
-Everything here goes through the clip's own access check (`gallery._visible`): whoever may
-not see a clip gets the same 404 from its comments, rating and review URLs as from its
-page. Each action works as a plain form post (then a redirect back to the clip) and, with
+Everything here goes through the clip's own access check (`access.get_clip_or_404`):
+whoever may not see a clip gets the same 404 from its comments, rating and review URLs as
+from its page. Each action works as a plain form post (then a redirect back to the clip) and, with
 htmx, answers its panel alone for an in-place swap.
 
 The generation row carries its tallies (rating_avg, rating_count, comment_count) and its
@@ -41,7 +41,7 @@ from ..validators import VisibleTextValidator
 from ..web import HtmxHttpRequest
 from . import inbox
 
-REVIEWERS_GROUP = "Reviewers"  # created by migration 0008; admins manage its members
+REVIEWERS_GROUP = "Reviewers"  # created by migration 0012; admins manage its members
 # "@bob" but not "bob@example.com" or ".../@bob" in a link.
 MENTION = re.compile(r"(?<![\w./])@([\w.+-]+)")
 

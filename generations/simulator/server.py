@@ -5,7 +5,7 @@ It is a real HTTP server (``http.server``) that speaks the contract in
 status progression over time, callbacks, downloadable mp4 results, and the faults a real
 upstream shows (5xx, lost create answers, network outages, expired result URLs).
 
-It deliberately shares no code with ``generations/cometapi.py``: both are written from the
+It deliberately shares no code with ``generations/kling/``: both are written from the
 contract, so each one checks the other. It imports nothing from Django either, so tests and
 scripts can run it without settings; ``manage.py cometapi_simulator`` is a thin wrapper.
 

@@ -48,7 +48,7 @@
     return variations * (lines ? Math.max(1, Math.min(BATCH_MAX, lines.length)) : 1);
   }
 
-  // Offer only what the chosen model takes (capabilities.py, via json_script).
+  // Offer only what the chosen model takes (kling/capabilities.py, via json_script).
   function applyMatrix(form) {
     if (!matrix) return;
     const model = matrix.models[form.elements.model_name.value];
