@@ -21,6 +21,7 @@ urlpatterns = [
     path("g/<uuid:public_id>/favourite/", clip.generation_favourite, name="generation-favourite"),
     path("g/<uuid:public_id>/delete/", clip.generation_delete, name="generation-delete"),
     path("g/<uuid:public_id>/status/", views.generation_status, name="generation-status"),
+    path("live/", views.live_cards, name="live-cards"),
     path("g/<uuid:public_id>/video.mp4", files.generation_video, name="generation-video"),
     path("g/<uuid:public_id>/poster.jpg", files.generation_poster, name="generation-poster"),
     path(

@@ -30,8 +30,9 @@ def test_the_polled_body_carries_state_timings_cost_and_actions(alice_client, al
         alice, status=Status.SUBMITTED, task_id="t-1", submitted_at=timezone.now()
     )
     page = detail(alice_client, gen)
-    # The whole body polls, not just the card at the top.
-    assert re.search(r'<div class="detail" id="detail-body"[^>]*hx-get="[^"]*detail=1', page)
+    # The whole body is live (the page's poll asks for it), not just the card at the top.
+    assert re.search(r'<div class="detail" id="detail-body"[^>]*>\s*<input[^>]*name="live"', page)
+    assert f'value="{gen.public_id}:{gen.card_version}:detail"' in page
     assert "Stop tracking…" in page and "Download mp4" not in page
 
     Generation.objects.filter(pk=gen.pk).update(
@@ -42,7 +43,7 @@ def test_the_polled_body_carries_state_timings_cost_and_actions(alice_client, al
     response = poll_detail(alice_client, gen, v="submitted.-.0")
     assert response.status_code == 286  # final: htmx stops polling
     body = response.content.decode()
-    assert 'id="detail-body"' in body and "hx-trigger" not in body
+    assert 'id="detail-body"' in body and 'name="live"' not in body
     assert "<dt>State</dt><dd>Finished</dd>" in body
     assert "1.00 charged" in body and "(estimated)" not in body
     assert "Download mp4" in body and "Delete…" in body and "Stop tracking" not in body

@@ -118,13 +118,14 @@ def test_status_partial_polls_until_terminal(alice_client, alice):
     url = reverse("generation-status", args=[gen.public_id])
     response = alice_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
-    assert 'hx-trigger="every 2s"' in response.content.decode()
+    # A live card carries its token for the page's one poll (views.live_cards).
+    assert f'name="live" id="live-{gen.public_id}"' in response.content.decode()
 
     Generation.objects.filter(pk=gen.pk).update(status=Status.FAILED, error_message="moderation")
     response = alice_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 286  # htmx stops polling
     body = response.content.decode()
-    assert "moderation" in body and "every 2s" not in body
+    assert "moderation" in body and 'name="live"' not in body
 
 
 def test_finished_cards_do_not_poll(alice_client, alice):
@@ -411,11 +412,12 @@ def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING, remote_status="processing")
     url = reverse("generation-status", args=[gen.public_id])
     page = alice_client.get("/").content.decode()
-    assert f"?v={gen.card_version}" in page  # the polling card carries its version
+    # the live card carries its version for the page's poll
+    assert f'value="{gen.public_id}:{gen.card_version}:card"' in page
     assert alice_client.get(url, {"v": gen.card_version}).status_code == 204
     Generation.objects.filter(pk=gen.pk).update(remote_status="succeed")
     changed = alice_client.get(url, {"v": gen.card_version})
-    assert changed.status_code == 200 and 'hx-trigger="every 2s"' in changed.content.decode()
+    assert changed.status_code == 200 and 'name="live"' in changed.content.decode()
 
 
 def test_a_queued_card_always_renders_its_place_in_line(alice_client, alice):

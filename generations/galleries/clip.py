@@ -49,7 +49,7 @@ def gallery_back_url(url: str | None) -> str:
     return url if url.split("?")[0] in lists else ""
 
 
-def detail_context(request: HttpRequest, gen: Generation) -> dict:
+def detail_context(request: HttpRequest, gen: Generation, back: str | None = None) -> dict:
     """Everything the detail page's body shows; the status view renders the same body for
     a detail page that polls (views.generation_status)."""
     timings = [("Created", gen.created_at), ("Submitted", gen.submitted_at)]
@@ -59,7 +59,7 @@ def detail_context(request: HttpRequest, gen: Generation) -> dict:
     usd = gen.price_usd if gen.price_usd is not None else (price.usd if price else None)
     return {
         "generation": gen,
-        "back": gallery_back_url(request.GET.get("back")),
+        "back": gallery_back_url(request.GET.get("back") if back is None else back),
         "price": price,
         "cost": costs.cost_label(gen, usd),
         "not_charged": costs.not_charged(gen),

@@ -236,6 +236,30 @@ class Generation(models.Model):
     def card_version(self) -> str:
         return self.version_of(self.status, self.remote_status, self.wait_reason)
 
+    @staticmethod
+    def live_version_of(
+        status: str, remote_status: str, wait_reason: str, place: int | None, no_key: bool
+    ) -> str:
+        """What a live card shows, as the page's poll sends it back: its version, and for a
+        queued card its place in line and whether a key can send it, which change without
+        the row changing."""
+        version = Generation.version_of(status, remote_status, wait_reason)
+        if status != Status.QUEUED:
+            return version
+        return f"{version}.{place or 0}.{int(no_key)}"
+
+    @property
+    def live_version(self) -> str:
+        """`live_version_of` this row (its place in line set by the studio's
+        `_with_queue_positions`)."""
+        return self.live_version_of(
+            self.status,
+            self.remote_status,
+            self.wait_reason,
+            getattr(self, "queue_position", None),
+            bool(getattr(self, "no_key", False)),
+        )
+
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL

@@ -2,13 +2,14 @@
 card's status partial, cancel and visibility, the price list, and the callback CometAPI pushes."""
 
 import logging
+import re
 import secrets
+import uuid
 from collections.abc import Iterable
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
 from django.db.models import Exists
 from django.http import (
     HttpRequest,
@@ -17,6 +18,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.text import Truncator
 from django.views.decorators.csrf import csrf_exempt
@@ -28,12 +30,24 @@ from ..galleries import clip
 from ..governance import budgets, costs
 from ..kling import CometAPIError, parse_callback
 from ..kling import capabilities as caps
-from ..models import IN_FLIGHT, ApiKey, Generation, Status, Visibility
+from ..models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
 from ..web import PAGE_SIZE, HtmxHttpRequest, next_url, redirect_next
 from . import forms
 from .forms import GenerationForm
 
 log = logging.getLogger(__name__)
+CARD = "generations/studio.html#generation-card"
+DETAIL_BODY = "generations/generation_detail.html#detail-body"
+
+
+def _queue_places() -> tuple[dict[int, int], bool]:
+    """Every queued job's place in line (1 = next), and whether a key can send them: one
+    query (the key check rides along in it rather than costing its own)."""
+    rows = lifecycle.fair_queue().annotate(key_ready=Exists(ApiKey.objects.usable()))
+    positions, key_ready = {}, True
+    for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
+        positions[pk], key_ready = i, ready
+    return positions, key_ready
 
 
 def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
@@ -41,11 +55,7 @@ def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]
     (`no_key`): one query for the whole page, and none when nothing on it waits."""
     cards = list(generations)
     if any(g.status == Status.QUEUED for g in cards):
-        # The key check rides along in the positions query rather than costing its own.
-        rows = lifecycle.fair_queue().annotate(key_ready=Exists(ApiKey.objects.usable()))
-        positions, key_ready = {}, True
-        for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
-            positions[pk], key_ready = i, ready
+        positions, key_ready = _queue_places()
         for g in cards:
             g.queue_position = positions.get(g.pk)
             g.no_key = g.status == Status.QUEUED and not key_ready
@@ -174,67 +184,147 @@ def price_list(request: HttpRequest) -> HttpResponse:
     return render(request, "generations/price_list.html", {"rows": rows})
 
 
-CARD_VERSION_SQL = (
-    "SELECT owner_id, visibility, status, remote_status, wait_reason "
-    f"FROM {Generation._meta.db_table} WHERE public_id = %s"
-)
-
-
-def _card_unchanged(request: HttpRequest, public_id, known: str) -> bool:
-    """The poll's fast path: most polls find nothing new, so look at the few columns a
-    card's version is made of (one small indexed query) instead of rendering the card.
-    Queued cards always render: their place in line moves without their row changing."""
-    # Plain SQL on purpose: building this ORM query costs ten times its run time (0.3 ms vs
-    # 0.03 ms), which was most of a poll's cost above the middleware (docs/benchmarks.md).
-    public_id_db = Generation._meta.get_field("public_id").get_db_prep_value(public_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(CARD_VERSION_SQL, [public_id_db])
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    owner_id, visibility, status, remote_status, wait_reason = row
-    if not access.can_see(request.user, SimpleNamespace(owner_id=owner_id, visibility=visibility)):
-        return False  # the full path answers 404
-    return status != Status.QUEUED and known == Generation.version_of(
-        status, remote_status, wait_reason
-    )
-
-
 def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
     """The piece of page that follows a job: its card, or, asked from its detail page
     (`detail=1`), the whole detail body, so state, timings, cost and actions change together."""
     if request.GET.get("detail") or request.POST.get("detail"):
         context = clip.detail_context(request, gen)
-        return render(request, "generations/generation_detail.html#detail-body", context)
+        return render(request, DETAIL_BODY, context)
     _with_queue_positions([gen])
     # A card in a gallery keeps its tick box (`pick`) as it moves on.
     context = {"generation": gen, "pick": request.GET.get("pick") == "1"}
-    return render(request, "generations/studio.html#generation-card", context)
+    return render(request, CARD, context)
+
+
+LIVE_MAX = 200  # live tokens read from one poll: more than any page holds
+LIVE_KINDS = {"card", "pick", "detail"}  # a card, a gallery card (with its tick box), a clip page
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    """What a live card sends with the page's poll: which clip, the version it shows, and
+    how it is drawn."""
+
+    public_id: uuid.UUID
+    version: str
+    kind: str
+
+
+LIVE_TOKEN = re.compile(
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\S*):(\w+)"
+)
+
+
+def _live_tokens(fields: list[str]) -> list[LiveToken]:
+    """The poll's tokens (`<public id>:<live version>:<kind>`), sent one a field or
+    space-separated in one (studio.js joins them); a malformed one is skipped."""
+    tokens, seen = [], set()
+    for value in " ".join(fields).split()[:LIVE_MAX]:
+        match = LIVE_TOKEN.fullmatch(value)
+        if match is None or match[3] not in LIVE_KINDS or match[1] in seen:
+            continue
+        seen.add(match[1])
+        tokens.append(LiveToken(uuid.UUID(match[1]), match[2], match[3]))
+    return tokens
+
+
+def _finished_event(request: HttpRequest, gen: Generation) -> dict | None:
+    """What the owner's page says when their clip ends (a notice; studio.js)."""
+    if gen.owner_id != request.user.pk or gen.status not in (Status.SUCCEEDED, Status.FAILED):
+        return None
+    return {
+        "id": str(gen.public_id),
+        "status": gen.status,
+        "prompt": Truncator(gen.prompt).chars(60),
+        "url": reverse("generation-detail", args=[gen.public_id]),
+        "remix_url": f"{reverse('studio')}?remix={gen.public_id}",
+    }
+
+
+@require_POST
+def live_cards(request: HtmxHttpRequest) -> HttpResponse:
+    """The page's one poll (templates/generations/_live_poll.html): every live card on an
+    open page, asked about in one request per period, however many there are. One query
+    reads them all (and one more their places in line when some are queued). A POST only
+    because a hundred tokens outgrow a request line (gunicorn takes 4 KB); it changes
+    nothing. Only the cards
+    that changed come back, as out-of-band swaps; 204 when none did; 286 (stop polling) once
+    none is live. A card that is gone or no longer visible loses its token, so the page
+    stops asking about it."""
+    tokens = _live_tokens(request.POST.getlist("live"))
+    if not tokens:
+        return HttpResponseStopPolling()
+    # Most polls find nothing new: compare versions from the few columns they are made of,
+    # and load whole rows (to render) only for the cards that changed.
+    visible = Generation.objects.visible_to(request.user)
+    states = {
+        row[0]: row[1:]
+        for row in visible.filter(public_id__in=[t.public_id for t in tokens]).values_list(
+            "public_id", "pk", "status", "remote_status", "wait_reason"
+        )
+    }
+    queued = any(state[1] == Status.QUEUED for state in states.values())
+    places, key_ready = _queue_places() if queued else ({}, True)
+    parts, changed, still_live = [], [], False
+    for token in tokens:
+        if (state := states.get(token.public_id)) is None:  # gone, or no longer visible
+            parts.append(f'<input id="live-{token.public_id}" hx-swap-oob="delete">')
+            continue
+        pk, status, remote_status, wait_reason = state
+        still_live = still_live or status not in TERMINAL
+        no_key = status == Status.QUEUED and not key_ready
+        version = Generation.live_version_of(
+            status, remote_status, wait_reason, places.get(pk), no_key
+        )
+        if version != token.version:
+            changed.append(token)
+    rows = {}
+    if changed:
+        changed_ids = [t.public_id for t in changed]
+        rows = {
+            g.public_id: g
+            for g in visible.for_cards(request.user).filter(public_id__in=changed_ids)
+        }
+    finished = []
+    for token in changed:
+        if (gen := rows.get(token.public_id)) is None:
+            continue  # deleted between the two reads: the next poll drops its token
+        gen.queue_position = places.get(gen.pk)
+        gen.no_key = gen.status == Status.QUEUED and not key_ready
+        if token.kind == "detail":
+            back = request.POST.get("back")
+            context = clip.detail_context(request, gen, back=back) | {"live_oob": True}
+            parts.append(render_to_string(DETAIL_BODY, context, request))
+        else:
+            context = {"generation": gen, "pick": token.kind == "pick", "live_oob": True}
+            parts.append(render_to_string(CARD, context, request))
+        if gen.is_terminal and (event := _finished_event(request, gen)):
+            finished.append(event)
+    if not parts:
+        return HttpResponse(status=204)  # nothing changed: htmx polls again
+    body = "".join(parts)
+    response = HttpResponse(body) if still_live else HttpResponseStopPolling(body)
+    if finished:
+        trigger_client_event(response, "generationsFinished", finished)
+    return response
 
 
 @require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
-    """The card alone. htmx polls it every 2 s; 286 tells htmx to stop at a final state,
-    and a clip that just ended tells its owner's page (`generationFinished`) for a notice."""
-    if (known := request.GET.get("v")) and _card_unchanged(request, public_id, known):
-        return HttpResponse(status=204)  # htmx keeps the card and polls again
+    """One card as it is now (`detail=1`: the clip page's body); `v`, the version the
+    caller shows, answers 204 while it still holds, and 286 marks a final state. Pages ask
+    about all their live cards at once (`live_cards`); this is the one-card form, for a
+    script or a test, and what a card's own actions answer with."""
     gen = access.get_clip_or_404(request.user, public_id)
+    # Queued cards always render: their place in line moves without their row changing.
+    if gen.status != Status.QUEUED and request.GET.get("v") == gen.card_version:
+        return HttpResponse(status=204)  # nothing to swap
     response = _render_live(request, gen)
     if not gen.is_terminal:
         return response
     stop = HttpResponseStopPolling(response.content)
-    if gen.owner_id == request.user.pk and gen.status in (Status.SUCCEEDED, Status.FAILED):
-        trigger_client_event(
-            stop,
-            "generationFinished",
-            {
-                "id": str(gen.public_id),
-                "status": gen.status,
-                "prompt": Truncator(gen.prompt).chars(60),
-                "url": reverse("generation-detail", args=[gen.public_id]),
-                "remix_url": f"{reverse('studio')}?remix={gen.public_id}",
-            },
-        )
+    if event := _finished_event(request, gen):
+        trigger_client_event(stop, "generationFinished", event)
     return stop
 
 

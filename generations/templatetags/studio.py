@@ -64,6 +64,12 @@ def camera_label(camera_type: str) -> str:
 
 
 @register.filter
+def any_live(generations) -> bool:
+    """Whether any of these cards is still live: the page's poll runs only then."""
+    return any(not g.is_terminal for g in generations)
+
+
+@register.filter
 def short_cost(generation) -> str:
     return costs.short_cost(generation)
 

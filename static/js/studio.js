@@ -218,7 +218,7 @@
     }
   }
 
-  // A clip that ends gets a notice wherever the member is on the page (views.generation_status).
+  // A clip that ends gets a notice wherever the member is on the page (views.live_cards).
   function toast({ id, status, prompt, url, remix_url: remixUrl }) {
     const box = document.getElementById("toasts");
     if (!box) return;
@@ -243,6 +243,19 @@
     t.addEventListener("focusin", () => clearTimeout(hide));
   }
   document.body.addEventListener("generationFinished", (e) => toast(e.detail));
+  // The page's one poll sends its live cards' tokens as one field: a hundred fields cost the
+  // server more to parse than the rest of the poll (views.live_cards reads either form).
+  document.body.addEventListener("htmx:configRequest", (e) => {
+    if (e.detail.elt.id !== "live-poll") return;
+    const form = e.detail.formData;
+    const tokens = form.getAll("live");
+    form.delete("live");
+    form.set("live", tokens.join(" "));
+  });
+  // The page's one poll (views.live_cards) reports every clip that ended since the last.
+  document.body.addEventListener("generationsFinished", (e) => {
+    for (const clip of e.detail.value || e.detail) toast(clip);
+  });
 
   // ---- Remix: fill the form in place when the studio is on screen ---------------------
 
