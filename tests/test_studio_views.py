@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations.kling import capabilities as caps
+from generations.lifecycle import heartbeat
 from generations.models import Favourite, Generation, Price, Status
 from tests.factories import make_generation
 
@@ -165,9 +166,15 @@ def test_mutations_need_post(alice_client, alice):
     assert alice_client.get(reverse("generation-cancel", args=[gen.public_id])).status_code == 405
 
 
-def test_healthz_needs_no_login(client, db):
+def test_healthz_needs_no_login_when_healthy(client, db):
+    heartbeat.beat(force=True)
     response = client.get("/healthz")
-    assert response.status_code in (200, 503) and "database" in response.json()
+    assert response.status_code == 200 and response.json()["database"] == {"ok": True}
+
+
+def test_healthz_needs_no_login_when_unhealthy(client, db):
+    response = client.get("/healthz")  # no cluster has ever beaten
+    assert response.status_code == 503 and response.json()["database"] == {"ok": True}
 
 
 def test_pages_carry_a_strict_csp(alice_client):

@@ -7,9 +7,11 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.db import connection
 from django.db.models import Exists
 from django.http import (
     HttpRequest,
@@ -228,6 +230,29 @@ def _live_tokens(fields: list[str]) -> list[LiveToken]:
     return tokens
 
 
+LIVE_FIELDS = ("public_id", "id", "owner", "visibility", "status", "remote_status", "wait_reason")
+
+
+def _live_states(viewer, tokens: list[LiveToken]) -> dict[uuid.UUID, tuple]:
+    """(pk, status, remote_status, wait_reason) of each token's clip that `viewer` may see
+    (access.can_see), by public id. Plain SQL on purpose: the ORM's handling of a
+    hundred-value IN list, both ways, cost more than the rest of the poll together
+    (docs/benchmarks.md, "One poll per page")."""
+    field = Generation._meta.get_field("public_id")
+    wanted = {field.get_db_prep_value(t.public_id, connection): t.public_id for t in tokens}
+    columns = ", ".join(Generation._meta.get_field(name).column for name in LIVE_FIELDS)
+    marks = ", ".join(["%s"] * len(wanted))
+    sql = f"SELECT {columns} FROM {Generation._meta.db_table} WHERE {field.column} IN ({marks})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(wanted))
+        rows = cursor.fetchall()
+    states = {}
+    for db_id, pk, owner_id, visibility, status, remote_status, wait_reason in rows:
+        if access.can_see(viewer, SimpleNamespace(owner_id=owner_id, visibility=visibility)):
+            states[wanted[db_id]] = (pk, status, remote_status, wait_reason)
+    return states
+
+
 def _finished_event(request: HttpRequest, gen: Generation) -> dict | None:
     """What the owner's page says when their clip ends (a notice; studio.js)."""
     if gen.owner_id != request.user.pk or gen.status not in (Status.SUCCEEDED, Status.FAILED):
@@ -256,13 +281,7 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponseStopPolling()
     # Most polls find nothing new: compare versions from the few columns they are made of,
     # and load whole rows (to render) only for the cards that changed.
-    visible = Generation.objects.visible_to(request.user)
-    states = {
-        row[0]: row[1:]
-        for row in visible.filter(public_id__in=[t.public_id for t in tokens]).values_list(
-            "public_id", "pk", "status", "remote_status", "wait_reason"
-        )
-    }
+    states = _live_states(request.user, tokens)
     queued = any(state[1] == Status.QUEUED for state in states.values())
     places, key_ready = _queue_places() if queued else ({}, True)
     parts, changed, still_live = [], [], False
@@ -280,11 +299,8 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
             changed.append(token)
     rows = {}
     if changed:
-        changed_ids = [t.public_id for t in changed]
-        rows = {
-            g.public_id: g
-            for g in visible.for_cards(request.user).filter(public_id__in=changed_ids)
-        }
+        cards = Generation.objects.visible_to(request.user).for_cards(request.user)
+        rows = {g.public_id: g for g in cards.filter(public_id__in=[t.public_id for t in changed])}
     finished = []
     for token in changed:
         if (gen := rows.get(token.public_id)) is None:
