@@ -110,6 +110,15 @@ def test_junk_is_refused_with_400(client, in_flight, body):
     assert push(client, in_flight, body).status_code == 400
 
 
+@pytest.mark.parametrize("size", [300 * 1024, 3 * 1024 * 1024])
+def test_an_oversized_push_gets_json_413(client, in_flight, size):
+    """Issue 19, finding 5: past Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) reading the
+    body raised, and the push got Django's HTML 400 instead of the JSON 413 below it."""
+    response = push(client, in_flight, b'{"task_id": "' + b"x" * size + b'"}')
+    assert response.status_code == 413
+    assert response.json() == {"error": "body too large"}
+
+
 def test_a_terminal_push_is_confirmed_by_a_read_before_it_counts(client, in_flight):
     """The token is right but the body lies: the task is still running upstream."""
     lie = task(in_flight, "failed", 3 * 10**12, task_status_msg="forged")

@@ -398,6 +398,9 @@ def generation_retry(request: HtmxHttpRequest, public_id) -> HttpResponse:
     return redirect("studio")
 
 
+CALLBACK_MAX_BYTES = 256 * 1024  # a task object is a few KB
+
+
 @login_not_required
 @csrf_exempt
 @require_POST
@@ -415,7 +418,13 @@ def kling_callback(request: HttpRequest, public_id, token: str = "") -> HttpResp
         or not secrets.compare_digest(gen.callback_token.encode(), token.encode())
     ):
         return JsonResponse({"error": "unknown callback"}, status=404)
-    if len(request.body) > 256 * 1024:
+    # The declared length is checked before the body is read: past Django's
+    # DATA_UPLOAD_MAX_MEMORY_SIZE, reading it raises (an HTML 400), not this JSON 413.
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > CALLBACK_MAX_BYTES or len(request.body) > CALLBACK_MAX_BYTES:
         return JsonResponse({"error": "body too large"}, status=413)
     try:
         remote = parse_callback(request.body)
