@@ -71,6 +71,23 @@ def test_a_new_board_from_the_clip_page(bob_client, bob, alice):
     assert board.name == "Foxes" and order(board) == ["fox"]
 
 
+def test_a_new_board_posted_twice_is_one_board(bob_client, bob, alice):
+    """Issue 19, finding 3: a double click on "New board" made two boards."""
+    gen, other = finished(alice, "fox"), finished(alice, "owl")
+    for _ in range(2):
+        bob_client.post(reverse("clip-boards", args=[gen.public_id]), {"new_board": "Foxes"})
+    response = bob_client.post(
+        reverse("clip-boards", args=[other.public_id]), {"new_board": " Foxes "}, follow=True
+    )
+    board = Board.objects.get(owner=bob)
+    assert board.name == "Foxes" and order(board) == ["fox", "owl"]
+    assert "Added to “Foxes”" in response.content.decode()
+    # Another member's board of the same name is theirs alone.
+    Board.objects.create(owner=alice, name="Foxes")
+    bob_client.post(reverse("clip-boards", args=[gen.public_id]), {"new_board": "Foxes"})
+    assert Board.objects.filter(owner=bob).count() == 1
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -11,6 +11,7 @@ import uuid
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.http import Http404, HttpRequest, HttpResponse
@@ -153,9 +154,16 @@ def clip_boards(request: HtmxHttpRequest, public_id) -> HttpResponse:
         if name := request.POST.get("new_board", "").strip():
             form = BoardForm({"name": name, "visibility": Visibility.TEAM})
             if form.is_valid():
-                board = form.save(commit=False)
-                board.owner = request.user
-                board.save()
+                # A resent form (a double click) finds the board the first one made. The
+                # member's row is locked so two at once can't both miss it (PostgreSQL;
+                # SQLite's write transactions already take turns).
+                with transaction.atomic():
+                    User = get_user_model()
+                    list(User.objects.select_for_update().filter(pk=request.user.pk))
+                    board, _ = mine.get_or_create(
+                        name=form.cleaned_data["name"],
+                        defaults={"owner": request.user, "visibility": Visibility.TEAM},
+                    )
             else:
                 messages.error(request, " ".join(form.errors.get("name", ["Bad board name."])))
         else:
