@@ -418,6 +418,14 @@ LOGGING = {
             "propagate": False,
             "filters": ["redact_callback_tokens"],
         },
-        "django.request": {"filters": ["redact_callback_tokens"]},
+        # Every server error reaches the log with its traceback (a 500 in production left
+        # nothing: Django's own handlers for it print only with DEBUG, or mail ADMINS).
+        # 4xx are WARNING and stay out; the filter keeps callback tokens out of the path.
+        "django.request": {
+            "handlers": ["console"],
+            "level": "ERROR",
+            "propagate": False,
+            "filters": ["redact_callback_tokens"],
+        },
     },
 }

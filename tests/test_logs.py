@@ -4,12 +4,14 @@ with LOG_FORMAT=json, and never a secret or a callback token (issue 8, "Logs")."
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.fernet import Fernet
 from django.urls import reverse
 
 from generations import lifecycle
@@ -90,6 +92,62 @@ def test_a_whole_lifecycle_logs_each_event_and_no_secret(
     fine.refresh_from_db()
     stored = next(r for r in events if r["event"] == "stored")
     assert stored["task_id"] == fine.task_id and fine.task_id in stored["message"]
+
+
+SERVER_ERROR = """
+from unittest import mock
+from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.test import Client
+from generations.models import Generation
+call_command("migrate", verbosity=0)
+owner = get_user_model().objects.create_user("ann")
+gen = Generation.objects.create(
+    owner=owner, prompt="p", model_name="kling-v1", mode="std", duration="5", aspect_ratio="16:9"
+)
+with mock.patch("generations.lifecycle.push_received", side_effect=RuntimeError("deliberate")):
+    response = Client(raise_request_exception=False).post(
+        f"/hooks/kling/{gen.public_id}/{gen.callback_token}/",
+        data=b'{"task_id": "1", "task_status": "processing"}',
+        content_type="application/json",
+    )
+print("STATUS", response.status_code, "TOKEN", gen.callback_token)
+"""
+
+
+@pytest.mark.parametrize("log_format", ["plain", "json"])
+def test_a_server_error_in_production_logs_its_traceback_and_no_secret(tmp_path, log_format):
+    """Issue 19, finding 1: with DJANGO_DEBUG=0 a 500 left nothing in any log (django.request
+    had a filter and no handler, and ADMINS is empty)."""
+    secret_key, field_key = "s3cret-" + "k" * 50, Fernet.generate_key().decode()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="kling_site.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secret_key,
+        FIELD_ENCRYPTION_KEY=field_key,
+        DJANGO_ALLOWED_HOSTS="testserver",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        KLING_VAR_DIR=str(tmp_path),
+        LOG_FORMAT=log_format,
+    )
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SERVER_ERROR],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    status, token = re.search(r"STATUS (\d+) TOKEN (\S+)", result.stdout).groups()
+    assert status == "500"
+    log = result.stderr
+    assert "Internal Server Error" in log and "Traceback" in log
+    assert "RuntimeError: deliberate" in log
+    for secret in (secret_key, field_key, token):
+        assert secret not in log
 
 
 def test_log_format_json_prints_json_lines():
