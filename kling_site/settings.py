@@ -390,7 +390,10 @@ if LOG_FORMAT not in {"plain", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_callback_tokens": {"()": "kling_site.logs.RedactCallbackTokens"}},
+    "filters": {
+        "redact_callback_tokens": {"()": "kling_site.logs.RedactCallbackTokens"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "django.server": {
@@ -409,6 +412,13 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_FORMAT == "json" else "django.server",
         },
+        # Server errors (and their tracebacks) without DEBUG; with it Django's console has them.
+        "errors": {
+            "class": "logging.StreamHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        },
     },
     "loggers": {
         "generations": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
@@ -418,14 +428,9 @@ LOGGING = {
             "propagate": False,
             "filters": ["redact_callback_tokens"],
         },
-        # Every server error reaches the log with its traceback (a 500 in production left
-        # nothing: Django's own handlers for it print only with DEBUG, or mail ADMINS).
-        # 4xx are WARNING and stay out; the filter keeps callback tokens out of the path.
-        "django.request": {
-            "handlers": ["console"],
-            "level": "ERROR",
-            "propagate": False,
-            "filters": ["redact_callback_tokens"],
-        },
+        # Every server error reaches the log with its traceback: Django's own handlers print
+        # it only with DEBUG (or mail ADMINS), so in production a 500 left nothing. The
+        # filter keeps callback tokens out of the path.
+        "django.request": {"handlers": ["errors"], "filters": ["redact_callback_tokens"]},
     },
 }
