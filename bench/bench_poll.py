@@ -173,7 +173,7 @@ def measure() -> dict:
     client = Client()
     client.force_login(member)
     # The tokens of My generations scrolled to its 100th card, as the browser sends them.
-    values = [f"{g.public_id}:{g.live_version}:pick" for g in Generation.objects.all()]
+    values = [f"{g.public_id.hex}:{g.live_version}:pick" for g in Generation.objects.all()]
     assert len(values) == 100, len(values)
     htmx = {"HX-Request": "true"}
     body = {"live": " ".join(values)}  # one field, as studio.js sends them

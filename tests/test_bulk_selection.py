@@ -228,7 +228,7 @@ def test_gallery_cards_have_tick_boxes_in_the_bulk_form(alice_client, alice):
 def test_a_polled_card_in_a_gallery_keeps_its_tick_box(alice_client, alice):
     gen = clip(alice, "running", status=Status.PROCESSING)
     page = alice_client.get(MINE).content.decode()
-    assert f'value="{gen.public_id}:{gen.card_version}:pick"' in page
+    assert f'value="{gen.public_id.hex}:{gen.card_version}:pick"' in page
     url = reverse("generation-status", args=[gen.public_id])
     assert 'class="pick"' in alice_client.get(url, {"pick": "1"}).content.decode()
     assert 'class="pick"' not in alice_client.get(url).content.decode()

@@ -32,7 +32,7 @@ def test_the_polled_body_carries_state_timings_cost_and_actions(alice_client, al
     page = detail(alice_client, gen)
     # The whole body is live (the page's poll asks for it), not just the card at the top.
     assert re.search(r'<div class="detail" id="detail-body"[^>]*>\s*<input[^>]*name="live"', page)
-    assert f'value="{gen.public_id}:{gen.card_version}:detail"' in page
+    assert f'value="{gen.public_id.hex}:{gen.card_version}:detail"' in page
     assert "Stop tracking…" in page and "Download mp4" not in page
 
     Generation.objects.filter(pk=gen.pk).update(

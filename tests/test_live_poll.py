@@ -58,7 +58,7 @@ def test_only_the_changed_card_comes_back_out_of_band(alice_client, alice):
     body = response.content.decode()
     assert body.count("<article") == 1
     assert f'id="gen-{cards[1].public_id}"' in body and 'hx-swap-oob="outerHTML"' in body
-    assert f'name="live" id="live-{cards[1].public_id}"' in body  # still live: keeps its token
+    assert f'name="live" id="live-{cards[1].public_id.hex}"' in body  # still live: keeps its token
 
 
 def test_the_last_card_to_end_stops_the_poll_and_tells_the_owner(alice_client, alice):
@@ -86,22 +86,29 @@ def test_a_teammates_clip_ending_tells_nobody_else(client, alice, bob):
     gen = make_generation(alice, status=Status.PROCESSING, visibility=Visibility.TEAM)
     client.force_login(bob)
     Generation.objects.filter(pk=gen.pk).update(status=Status.SUCCEEDED)
-    response = poll(client, [f"{gen.public_id}:{gen.card_version}:card"])
+    response = poll(client, [f"{gen.public_id.hex}:{gen.card_version}:card"])
     assert response.status_code == 286 and "HX-Trigger" not in response
 
 
 def test_a_clip_gone_or_made_private_loses_its_token(client, alice, bob):
     gen = make_generation(alice, status=Status.PROCESSING, visibility=Visibility.PRIVATE)
     client.force_login(bob)
-    response = poll(client, [f"{gen.public_id}:{gen.card_version}:card"])
+    response = poll(client, [f"{gen.public_id.hex}:{gen.card_version}:card"])
     assert response.status_code == 286
     body = response.content.decode()
-    assert body == f'<input id="live-{gen.public_id}" hx-swap-oob="delete">'
+    assert body == f'<input id="live-{gen.public_id.hex}" hx-swap-oob="delete">'
     assert "clip" not in body and gen.prompt not in body
 
 
 @pytest.mark.parametrize(
-    "raw", [[], ["x"], ["not-a-uuid:v:card"], ["00000000-0000-0000-0000-000000000000:v:other"]]
+    "raw",
+    [
+        [],
+        ["x"],
+        ["not-a-uuid:v:card"],
+        ["00000000-0000-0000-0000-000000000000:v:card"],  # dashed: tokens carry the hex
+        ["0" * 32 + ":v:other"],
+    ],
 )
 def test_no_or_bad_tokens_stop_the_poll(alice_client, raw):
     assert poll(alice_client, raw).status_code == 286
@@ -120,7 +127,7 @@ def test_a_queued_card_comes_back_when_its_place_in_line_moves(alice_client, ali
 def test_a_gallery_card_keeps_its_tick_box(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING)
     page_tokens = tokens(alice_client.get(reverse("my-generations")).content.decode())
-    assert page_tokens == [f"{gen.public_id}:{gen.card_version}:pick"]
+    assert page_tokens == [f"{gen.public_id.hex}:{gen.card_version}:pick"]
     Generation.objects.filter(pk=gen.pk).update(status=Status.SUBMITTED)
     assert 'class="pick"' in poll(alice_client, page_tokens).content.decode()
 
@@ -130,7 +137,7 @@ def test_a_clip_page_gets_its_whole_body(alice_client, alice):
     back = reverse("my-generations") + "?state=submitted"
     page = alice_client.get(reverse("generation-detail", args=[gen.public_id]), {"back": back})
     page_tokens = tokens(page.content.decode())
-    assert page_tokens == [f"{gen.public_id}:{gen.card_version}:detail"]
+    assert page_tokens == [f"{gen.public_id.hex}:{gen.card_version}:detail"]
     Generation.objects.filter(pk=gen.pk).update(status=Status.PROCESSING)
     body = poll(alice_client, page_tokens, back=back).content.decode()
     assert 'id="detail-body"' in body and 'hx-swap-oob="outerHTML"' in body
@@ -143,14 +150,16 @@ def test_the_poll_costs_the_same_queries_for_1_or_30_cards(
 ):
     cards = [make_generation(alice, status=Status.PROCESSING, prompt=f"c{i}") for i in range(n)]
     queued = make_generation(alice, prompt="waiting")
-    live = [f"{g.public_id}:{g.card_version}:card" for g in cards] + [f"{queued.public_id}:x:card"]
+    live = [f"{g.public_id.hex}:{g.card_version}:card" for g in cards] + [
+        f"{queued.public_id.hex}:x:card"
+    ]
     Generation.objects.filter(pk__in=[g.pk for g in cards]).update(status=Status.SUBMITTED)
     # session, user, the cards' states, places in line, the changed cards' rows
     with django_assert_num_queries(5):
         assert poll(alice_client, live).status_code == 200
     # Nothing changed since: session, user, the states (no row is loaded)
     unchanged = [
-        f"{g.public_id}:{g.live_version}:card"
+        f"{g.public_id.hex}:{g.live_version}:card"
         for g in Generation.objects.filter(status=Status.SUBMITTED)
     ]
     with django_assert_num_queries(3):

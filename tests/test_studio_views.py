@@ -120,7 +120,7 @@ def test_status_partial_polls_until_terminal(alice_client, alice):
     response = alice_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 200
     # A live card carries its token for the page's one poll (views.live_cards).
-    assert f'name="live" id="live-{gen.public_id}"' in response.content.decode()
+    assert f'name="live" id="live-{gen.public_id.hex}"' in response.content.decode()
 
     Generation.objects.filter(pk=gen.pk).update(status=Status.FAILED, error_message="moderation")
     response = alice_client.get(url, headers={"HX-Request": "true"})
@@ -420,7 +420,7 @@ def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
     url = reverse("generation-status", args=[gen.public_id])
     page = alice_client.get("/").content.decode()
     # the live card carries its version for the page's poll
-    assert f'value="{gen.public_id}:{gen.card_version}:card"' in page
+    assert f'value="{gen.public_id.hex}:{gen.card_version}:card"' in page
     assert alice_client.get(url, {"v": gen.card_version}).status_code == 204
     Generation.objects.filter(pk=gen.pk).update(remote_status="succeed")
     changed = alice_client.get(url, {"v": gen.card_version})

@@ -6,8 +6,8 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import NamedTuple
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -202,50 +202,53 @@ LIVE_MAX = 200  # live tokens read from one poll: more than any page holds
 LIVE_KINDS = {"card", "pick", "detail"}  # a card, a gallery card (with its tick box), a clip page
 
 
-@dataclass(frozen=True)
-class LiveToken:
+class LiveToken(NamedTuple):
     """What a live card sends with the page's poll: which clip, the version it shows, and
     how it is drawn."""
 
-    public_id: uuid.UUID
+    hex: str  # the clip's public id, as 32 hex digits
     version: str
     kind: str
 
 
-LIVE_TOKEN = re.compile(
-    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):(\S*):(\w+)"
-)
+LIVE_TOKEN = re.compile(r"([0-9a-f]{32}):(\S*):(card|pick|detail)")
 
 
 def _live_tokens(fields: list[str]) -> list[LiveToken]:
-    """The poll's tokens (`<public id>:<live version>:<kind>`), sent one a field or
+    """The poll's tokens (`<public id hex>:<live version>:<kind>`), sent one a field or
     space-separated in one (studio.js joins them); a malformed one is skipped."""
     tokens, seen = [], set()
     for value in " ".join(fields).split()[:LIVE_MAX]:
         match = LIVE_TOKEN.fullmatch(value)
-        if match is None or match[3] not in LIVE_KINDS or match[1] in seen:
+        if match is None or match[1] in seen:
             continue
         seen.add(match[1])
-        tokens.append(LiveToken(uuid.UUID(match[1]), match[2], match[3]))
+        tokens.append(LiveToken._make(match.groups()))
     return tokens
 
 
 LIVE_FIELDS = ("public_id", "id", "owner", "visibility", "status", "remote_status", "wait_reason")
 
 
-def _live_states(viewer, tokens: list[LiveToken]) -> dict[uuid.UUID, tuple]:
+def _live_states(viewer, tokens: list[LiveToken]) -> dict[str, tuple]:
     """(pk, status, remote_status, wait_reason) of each token's clip that `viewer` may see
-    (access.can_see), by public id. Plain SQL on purpose: the ORM's handling of a
+    (access.can_see), by public id hex. Plain SQL on purpose: the ORM's handling of a
     hundred-value IN list, both ways, cost more than the rest of the poll together
     (docs/benchmarks.md, "One poll per page")."""
     field = Generation._meta.get_field("public_id")
-    wanted = {field.get_db_prep_value(t.public_id, connection): t.public_id for t in tokens}
+    if connection.features.has_native_uuid_field:  # PostgreSQL: a uuid column
+        wanted = {uuid.UUID(hex=t.hex): t.hex for t in tokens}
+    else:  # 32 hex digits, as the tokens carry them (UUIDField.get_db_prep_value)
+        wanted = {t.hex: t.hex for t in tokens}
     columns = ", ".join(Generation._meta.get_field(name).column for name in LIVE_FIELDS)
     marks = ", ".join(["%s"] * len(wanted))
     sql = f"SELECT {columns} FROM {Generation._meta.db_table} WHERE {field.column} IN ({marks})"
     with connection.cursor() as cursor:
         cursor.execute(sql, list(wanted))
         rows = cursor.fetchall()
+    # The viewer's two attributes the rule reads, once: request.user is a lazy proxy, and a
+    # hundred trips through it cost more than the query.
+    viewer = SimpleNamespace(pk=viewer.pk, is_staff=viewer.is_staff)
     states = {}
     for db_id, pk, owner_id, visibility, status, remote_status, wait_reason in rows:
         if access.can_see(viewer, SimpleNamespace(owner_id=owner_id, visibility=visibility)):
@@ -286,8 +289,8 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
     places, key_ready = _queue_places() if queued else ({}, True)
     parts, changed, still_live = [], [], False
     for token in tokens:
-        if (state := states.get(token.public_id)) is None:  # gone, or no longer visible
-            parts.append(f'<input id="live-{token.public_id}" hx-swap-oob="delete">')
+        if (state := states.get(token.hex)) is None:  # gone, or no longer visible
+            parts.append(f'<input id="live-{token.hex}" hx-swap-oob="delete">')
             continue
         pk, status, remote_status, wait_reason = state
         still_live = still_live or status not in TERMINAL
@@ -300,10 +303,10 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
     rows = {}
     if changed:
         cards = Generation.objects.visible_to(request.user).for_cards(request.user)
-        rows = {g.public_id: g for g in cards.filter(public_id__in=[t.public_id for t in changed])}
+        rows = {g.public_id.hex: g for g in cards.filter(public_id__in=[t.hex for t in changed])}
     finished = []
     for token in changed:
-        if (gen := rows.get(token.public_id)) is None:
+        if (gen := rows.get(token.hex)) is None:
             continue  # deleted between the two reads: the next poll drops its token
         gen.queue_position = places.get(gen.pk)
         gen.no_key = gen.status == Status.QUEUED and not key_ready
