@@ -7,8 +7,10 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path
 
@@ -30,7 +32,29 @@ def _only_with_email(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     return wrapper
 
 
+class NoOverlongUsername:
+    """A username longer than any member's can't log in: refused as a wrong password before
+    authentication, so the throttle (django-axes) never writes it (on PostgreSQL its
+    255-character column made that a 500)."""
+
+    def clean(self) -> dict:
+        username = self.cleaned_data.get("username") or ""
+        if len(username) > self.fields["username"].max_length:
+            raise self.get_invalid_login_error()
+        return super().clean()
+
+
+class LoginForm(NoOverlongUsername, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(NoOverlongUsername, AdminAuthenticationForm):
+    pass
+
+
 class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+
     def get_redirect_url(self) -> str:
         """`next` only when it is a path on this site: Django's own check lets a bare word
         through ("x"), which would land on a 404 under /accounts/login/."""

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
 from . import lifecycle
+from .accounts import AdminLoginForm
 from .crypto import fernet
 from .governance import audit, budgets, costs, keypool
 from .kling import capabilities as caps
@@ -352,5 +353,6 @@ class TeamLimitsAdmin(admin.ModelAdmin):
 
 # The site's own name on every admin page instead of "Django administration".
 admin.site.site_header = "Kling Studio administration"
+admin.site.login_form = AdminLoginForm
 admin.site.site_title = "Kling Studio admin"
 admin.site.index_title = "Keys, members, generations and prices"

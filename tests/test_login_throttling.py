@@ -114,3 +114,14 @@ def test_behind_a_proxy_the_header_names_the_client(client, alice, settings):
     for _ in range(5):
         attempt(Client(), "bob", "wrong", HTTP_X_FORWARDED_FOR="not-an-ip", **proxy)
     assert AccessAttempt.objects.filter(username="bob", ip_address="127.0.0.1").exists()
+
+
+@pytest.mark.parametrize("url", [LOGIN, ADMIN_LOGIN])
+@pytest.mark.parametrize("username", ["a" * 300, "é" * 256, "x" * 151])
+def test_an_overlong_username_is_refused_with_a_message(client, url, username):
+    """Issue 19, finding 2: a 300-character username answered 500 on PostgreSQL (axes wrote
+    it into a 255-character column). No member's name is that long (the model takes 150)."""
+    response = attempt(client, username, "wrong", url=url)
+    assert response.status_code == 200
+    assert "correct username and password" in response.content.decode()
+    assert not AccessAttempt.objects.filter(username__startswith=username[:100]).exists()
