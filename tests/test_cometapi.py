@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import respx
@@ -869,6 +870,42 @@ def test_cometapis_own_host_may_serve_over_http_on_loopback(api: respx.MockRoute
         # ...but not another name for the same machine: only that exact host.
         with pytest.raises(UnexpectedResponse):
             comet.download("http://localhost:8765/media/1.mp4", io.BytesIO(), max_bytes=10)
+
+
+@pytest.mark.parametrize(
+    ("base", "url"),
+    [
+        ("http://127.0.0.1:8765", "http://127.0.0.1:6379/media/1.mp4"),  # another port
+        ("https://api.cometapi.com", "http://api.cometapi.com:6379/media/1.mp4"),
+        ("https://api.cometapi.com", "http://api.cometapi.com/media/1.mp4"),  # another scheme
+    ],
+)
+def test_only_cometapis_own_origin_is_exempt(api: respx.MockRouter, base: str, url: str) -> None:
+    """Issue 19, finding 4: the exemption for the base URL's host ignored scheme and port,
+    so `http://api.cometapi.com:6379/` would have been fetched."""
+    route = api.get(url).respond(200, content=b"abc", headers={"Content-Type": "video/mp4"})
+    with CometAPIClient(KEY, base) as comet, pytest.raises(UnexpectedResponse):
+        comet.download(url, io.BytesIO(), max_bytes=10)
+    assert not route.called
+
+
+def test_a_download_connects_to_the_address_it_checked(
+    dns: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19, finding 4 (DNS rebinding): the host is resolved once per hop, checked, and
+    the connection goes to that address, whatever a second look-up would say."""
+    answers = iter([["93.184.215.14"], ["127.0.0.1"]])
+    monkeypatch.setattr(cometapi, "resolve_host", lambda host, port: next(answers))
+    dialled = []
+
+    def create_connection(address, *args, **kwargs):
+        dialled.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(httpcore._backends.sync.socket, "create_connection", create_connection)
+    with CometAPIClient(KEY) as comet, pytest.raises(UpstreamUnavailable):
+        comet.download(CDN, io.BytesIO(), max_bytes=10)
+    assert dialled == [("93.184.215.14", 443)]
 
 
 def test_it_refuses_a_non_http_result_url(client: CometAPIClient) -> None:

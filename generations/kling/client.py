@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from .errors import (
@@ -96,6 +97,21 @@ def _http_url(url: str) -> httpx.URL | None:
     return parsed if parsed.scheme in ("http", "https") and parsed.host else None
 
 
+class PinnedBackend(httpcore.SyncBackend):
+    """httpcore's network backend, connecting to the address each host was checked at.
+
+    A download hop resolves its host and checks every address (`_check_hop`); resolving
+    again to connect would let a DNS answer that changes in between (rebinding) send the
+    request to this machine or its network. The URL keeps its host name, so TLS still
+    verifies the certificate for it."""
+
+    def __init__(self) -> None:
+        self.pins: dict[str, str] = {}
+
+    def connect_tcp(self, host: str, port: int, *args, **kwargs) -> httpcore.NetworkStream:
+        return super().connect_tcp(self.pins.get(host, host), port, *args, **kwargs)
+
+
 def resolve_host(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (the DNS look-up of a download hop)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -112,6 +128,10 @@ def _is_public(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 def _key_error(key: str) -> str | None:
@@ -162,6 +182,7 @@ class CometAPIClient:
             follow_redirects=False,
         )
         self._download_client: httpx.Client | None = None
+        self._pinned = PinnedBackend()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -310,11 +331,13 @@ class CometAPIClient:
         """Refuse a hop to anywhere but the public internet over https, so a result URL
         (or a redirect) can't make us fetch from this machine or its network (SSRF).
 
-        The one exception is COMETAPI_BASE_URL's own host, which the operator chose: the
-        bundled simulator serves its clips over http on 127.0.0.1.
+        The one exception is COMETAPI_BASE_URL's own origin (scheme, host and port), which
+        the operator chose: the bundled simulator serves its clips over http on 127.0.0.1.
+        The connection then goes to the address checked here (PinnedBackend).
         """
         host = url.host
-        if host == httpx.URL(self.base_url).host:
+        base = httpx.URL(self.base_url)
+        if (url.scheme, host, _port(url)) == (base.scheme, base.host, _port(base)):
             return
         if url.scheme != "https":
             raise UnexpectedResponse(f"the result URL at {host} is not https", retryable=False)
@@ -328,6 +351,7 @@ class CometAPIClient:
             raise UnexpectedResponse(
                 f"the result host {host} is not a public address", retryable=False
             )
+        self._pinned.pins[host] = addresses[0]
 
     @staticmethod
     def _check_download(response: httpx.Response, host: str, max_bytes: int) -> None:
@@ -366,10 +390,19 @@ class CometAPIClient:
         # A separate client without the Authorization header: the key must never reach the
         # CDN. Redirects (which CDNs use) are followed by download(), hop by hop.
         if self._download_client is None:
+            transport = httpx.HTTPTransport(verify=_tls_context())
+            # httpx takes no network backend; its pool does (the same pool, pinned).
+            transport._pool = httpcore.ConnectionPool(
+                ssl_context=_tls_context(),
+                max_connections=100,  # httpx's own limits
+                max_keepalive_connections=20,
+                keepalive_expiry=5.0,
+                network_backend=self._pinned,
+            )
             self._download_client = httpx.Client(
                 headers={"User-Agent": "kling-studio"},
                 timeout=DEFAULT_TIMEOUT,
-                verify=_tls_context(),
+                transport=transport,
                 follow_redirects=False,
             )
         return self._download_client
