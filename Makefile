@@ -22,8 +22,11 @@ run: install
 	$(PY) manage.py run_studio
 
 ## The same against the bundled CometAPI simulator, in its own database (var/demo).
+## `make demo PORT=8080` serves on another port; `make demo REALISTIC=1` makes clips take
+## as long as Kling's (1-2 minutes for 5 s, a few past 10 minutes).
 demo: install
-	KLING_VAR_DIR=$(CURDIR)/var/demo $(PY) manage.py run_studio --demo
+	KLING_VAR_DIR=$(CURDIR)/var/demo $(PY) manage.py run_studio --demo \
+	  $(if $(PORT),--port $(PORT)) $(if $(REALISTIC),--realistic)
 
 ## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests on
 ## SQLite, then the whole suite again on PostgreSQL, then the broker-sensitive tests with

@@ -15,19 +15,17 @@ a real database and other benchmarks' settings can't leak in.
 
 import json
 import os
-import secrets
 import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-from cryptography.fernet import Fernet
 from django.http import HttpResponse
 from django.urls import include, path
+
+from bench.child import measure_in_child, production_env
 
 SMALL, LARGE = 100, 10_000
 MINE_SHARE = 0.3  # the member's share: a full first page of their own even at 100
@@ -194,34 +192,9 @@ def measure() -> dict:
 
 
 def run() -> bool:
-    env = {
-        **os.environ,
-        "KLING_VAR_DIR": tempfile.mkdtemp(prefix="kling-bench-pages-"),
-        "DJANGO_SETTINGS_MODULE": "kling_site.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        # The test client speaks plain HTTP: no redirect to HTTPS, cookies over HTTP.
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SECURE_COOKIES": "0",
-        "DJANGO_SECURE_HSTS_SECONDS": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "SITE_URL"):
-        env.pop(name, None)
-    root = Path(__file__).resolve().parent.parent
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.bench_pages", "--measure"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if child.returncode != 0:
-        print(child.stdout, child.stderr, sep="\n")
+    measured = measure_in_child("bench.bench_pages", production_env("kling-bench-pages-"))
+    if measured is None:
         return False
-    measured = json.loads(child.stdout.strip().splitlines()[-1])
     figures, cards = measured["ms"], measured["cards"]
     ok = True
     print(f"| request | {SMALL:,} generations | {LARGE:,} generations | ratio | target |")

@@ -17,37 +17,22 @@ production mode (DEBUG=0, collected static files); the browser talks to a server
 """
 
 import json
-import os
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-from cryptography.fernet import Fernet
 from django.http import HttpResponse
 from django.urls import include, path
+
+from bench.child import measure_in_child, production_env
 
 LIVE_COUNTS = (1, 20, 100)
 WINDOW = 12.0  # seconds each page is watched
 PERIOD = 2.0  # the page's poll period (templates/generations/_live_poll.html)
 REQUESTS, WARMUP, ROUNDS = 200, 20, 5
 POLL_VS_EMPTY_TARGET = 2.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def empty(request) -> HttpResponse:
@@ -121,6 +106,8 @@ def _serve() -> tuple[str, object]:
 def _requests_per_second(base_url: str, sessions: dict[int, str]) -> dict[int, dict]:
     """Open the studio page as each member and count what it asks the server for."""
     from playwright.sync_api import sync_playwright
+
+    from tests.stack import CHROMIUM, CHROMIUM_ARGS
 
     found = {}
     with sync_playwright() as pw:
@@ -196,35 +183,15 @@ def measure() -> dict:
 
 
 def run() -> bool:
-    env = {
-        **os.environ,
-        "KLING_VAR_DIR": tempfile.mkdtemp(prefix="kling-bench-poll-"),
-        "DJANGO_SETTINGS_MODULE": "kling_site.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_SECURE_COOKIES": "0",
-        "DJANGO_SECURE_HSTS_SECONDS": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    env = production_env(
+        "kling-bench-poll-",
+        DJANGO_ALLOWED_HOSTS="testserver,127.0.0.1",
         # Sync Playwright runs an event loop in the thread that seeded the database.
-        "DJANGO_ALLOW_ASYNC_UNSAFE": "true",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "STATIC_ROOT", "SITE_URL"):
-        env.pop(name, None)
-    root = Path(__file__).resolve().parent.parent
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.bench_poll", "--measure"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        DJANGO_ALLOW_ASYNC_UNSAFE="true",
     )
-    if child.returncode != 0:
-        print(child.stdout, child.stderr, sep="\n")
+    measured = measure_in_child("bench.bench_poll", env)
+    if measured is None:
         return False
-    measured = json.loads(child.stdout.strip().splitlines()[-1])
     ok = True
     target = 1 / PERIOD
     print(f"| live cards on the page | requests in {WINDOW:.0f} s | per second | target |")

@@ -7,6 +7,7 @@ with SIGKILL and start it again.
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,21 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 from django.db import connection
+
+# Debian's Chromium (`playwright install` can't download here) and the flags every headless
+# run uses: the browser tests, the poll bench and docs/screenshots.py.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
 
 ROOT = Path(__file__).resolve().parent.parent
 

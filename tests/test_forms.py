@@ -201,3 +201,27 @@ def test_errors_are_tied_to_their_fields_for_screen_readers():
     assert 'aria-describedby="prompt-count prompt-error"' in str(f["prompt"])
     assert 'aria-describedby="camera_value-error"' in str(f["camera_value"])
     assert "aria-describedby" not in str(f["model_name"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"camera": "simple", "camera_axis": "zoom", "camera_value": "-3"},
+        {"camera": "down_back"},
+    ],
+)
+def test_the_create_body_holds_only_documented_fields(changes, alice):
+    """Issue 19: the body our client sends names `model_name` (never the legacy `model`), a
+    simple camera's six axes, and nothing the contract doesn't document: the simulator now
+    refuses anything else, as the real service may."""
+    from generations.simulator.server import CAMERA_FIELDS, TEXT2VIDEO_FIELDS
+
+    f = form(**changes)
+    gen = Generation.objects.create(owner=alice, **f.generation_params())
+    body = gen.api_params()
+    assert set(body) <= set(TEXT2VIDEO_FIELDS) and "model" not in body
+    assert body["model_name"] == "kling-v1"
+    if (camera := body.get("camera_control")) and camera["type"] == "simple":
+        assert set(camera["config"]) == set(CAMERA_FIELDS)

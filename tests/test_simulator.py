@@ -5,6 +5,7 @@ these tests pin the simulator to the contract so the two can check each other.
 """
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from generations.simulator.server import Simulator, key_id
+from generations.simulator.server import Simulator, key_id, realistic_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 CREATE = "/kling/v1/videos/text2video"
@@ -244,7 +245,8 @@ def test_it_refuses_a_body_that_is_not_a_json_object(http: httpx.Client) -> None
 
 
 def test_it_accepts_camera_control_only_on_kling_v1_std_5s(http: httpx.Client) -> None:
-    simple = {"type": "simple", "config": {"zoom": -3, "pan": 0}}
+    axes = {"horizontal": 0, "vertical": 0, "pan": 0, "tilt": 0, "roll": 0, "zoom": -3}
+    simple = {"type": "simple", "config": axes}
 
     assert create(http, camera_control=simple).status_code == 200
     assert create(http, camera_control={"type": "forward_up"}).status_code == 200
@@ -253,6 +255,43 @@ def test_it_accepts_camera_control_only_on_kling_v1_std_5s(http: httpx.Client) -
         assert refused["message"] == (
             "camera_control is only supported in std mode with 5s duration and kling-v1"
         )
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"model": "kling-v1-6"}, "model"),  # the legacy field, never silently kling-v1
+        ({"model_name": "kling-v1", "sound": "on"}, "sound"),  # not a text-to-video field
+        ({"aspectRatio": "9:16"}, "aspectRatio"),
+    ],
+)
+def test_it_refuses_undocumented_fields(http: httpx.Client, fields: dict, named: str) -> None:
+    """Issue 19: a stand-in our tests rely on refuses what the contract doesn't document."""
+    refused = assert_error(create(http, **fields), 400, 1201)
+    assert named in refused["message"]
+
+
+@pytest.mark.parametrize(
+    "camera",
+    [
+        {"type": "simple", "config": {"zoom": -3}},  # one axis named, five left out
+        {"type": "simple", "config": {"zoom": -3, "pan": 0, "tilt": 0, "roll": 0, "x": 0}},
+        {"type": "forward_up", "speed": 2},
+    ],
+)
+def test_it_refuses_a_camera_control_kling_does_not_document(http: httpx.Client, camera) -> None:
+    assert_error(create(http, camera_control=camera), 400, 1201)
+
+
+def test_realistic_timing_follows_the_contracts_figures() -> None:
+    rng = random.Random(19)
+    fives = [realistic_timing(rng, "5") for _ in range(2000)]
+    tens = [realistic_timing(rng, "10") for _ in range(2000)]
+    assert all(5 <= processing <= 20 for processing, _ in fives + tens)
+    assert all(60 <= end <= 120 or 660 <= end <= 1020 for _, end in fives)
+    assert all(120 <= end <= 240 or 720 <= end <= 1140 for _, end in tens)
+    tail = sum(end > 600 for _, end in fives + tens) / 4000
+    assert 0.03 < tail < 0.07  # a few run past ten minutes
 
 
 def test_it_refuses_a_duplicate_external_task_id(sim: Simulator, http: httpx.Client) -> None:

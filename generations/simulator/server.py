@@ -65,10 +65,37 @@ DURATIONS = ("5", "10")
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 CAMERA_TYPES = ("simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward")
 CAMERA_FIELDS = ("horizontal", "vertical", "pan", "tilt", "roll", "zoom")
+# The create body's fields, as the contract's table documents them.
+TEXT2VIDEO_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "model_name",
+    "mode",
+    "duration",
+    "aspect_ratio",
+    "cfg_scale",
+    "camera_control",
+    "callback_url",
+    "external_task_id",
+)
 CAMERA_REFUSAL = "camera_control is only supported in std mode with 5s duration and kling-v1"
 PROMPT_MAX = 500  # CometAPI's documented limit (Kling itself allows 2500)
 NEGATIVE_PROMPT_MAX = 200
 SLOW_FACTOR = 4.0  # a `[slow]` prompt takes this many times longer at every step
+# Realistic timing (the contract's figures): a 5 s clip takes 1-2 minutes, a 10 s one about
+# twice that, and a few run past ten minutes.
+REALISTIC_TAIL = 0.05  # the share of tasks in the long tail
+
+
+def realistic_timing(rng: random.Random, duration: str) -> tuple[float, float]:
+    """Seconds until "processing" and until the end, for one task of `duration`."""
+    processing = rng.uniform(5.0, 20.0)
+    finish = rng.uniform(60.0, 120.0) * (2 if duration == "10" else 1)
+    if rng.random() < REALISTIC_TAIL:
+        finish += rng.uniform(600.0, 900.0)
+    return processing, max(finish, processing + 1.0)
+
+
 MAX_BODY = 1024 * 1024
 
 # Kling's unit table: (model, mode) -> units for a 5 s and a 10 s clip.
@@ -360,6 +387,8 @@ def _validate_camera(camera: Any) -> None:
     invalid = ApiError(400, 1201, "camera_control is invalid")
     if not isinstance(camera, dict):
         raise invalid
+    if unknown := sorted(set(camera) - {"type", "config"}):
+        raise ApiError(400, 1201, f"camera_control has undocumented fields: {', '.join(unknown)}")
     camera_type = camera.get("type")
     if camera_type not in CAMERA_TYPES:
         raise ApiError(400, 1201, f"camera_control.type must be one of {', '.join(CAMERA_TYPES)}")
@@ -368,9 +397,11 @@ def _validate_camera(camera: Any) -> None:
         if config is not None:
             raise ApiError(400, 1201, f"camera_control type {camera_type} takes no config")
         return
-    if not isinstance(config, dict) or set(config) - set(CAMERA_FIELDS):
+    # Kling's documents always show all six fields; a config naming fewer is not a shape
+    # they describe, so it is refused rather than read as zeros.
+    if not isinstance(config, dict) or set(config) != set(CAMERA_FIELDS):
         raise ApiError(
-            400, 1201, f"camera_control.config needs fields among {', '.join(CAMERA_FIELDS)}"
+            400, 1201, f"camera_control.config needs all six fields: {', '.join(CAMERA_FIELDS)}"
         )
     values = [config.get(name, 0) for name in CAMERA_FIELDS]
     if not all(_is_number(v) and -10 <= v <= 10 for v in values):
@@ -380,9 +411,14 @@ def _validate_camera(camera: Any) -> None:
 
 
 def validate_create(body: Any) -> dict[str, Any]:
-    """Check a create body like the real service does; return it with defaults filled in."""
+    """Check a create body like the real service does; return it with defaults filled in.
+    A field the contract doesn't document (the legacy `model`, a misspelling) is refused:
+    a stand-in that took it silently would let a client's mistake pass the tests and fail
+    against the real service."""
     if not isinstance(body, dict):
         raise ApiError(400, 1200, "invalid request: the body must be a JSON object")
+    if unknown := sorted(set(body) - set(TEXT2VIDEO_FIELDS)):
+        raise ApiError(400, 1201, f"undocumented fields: {', '.join(unknown)}")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ApiError(400, 1201, "prompt is required")
@@ -456,6 +492,7 @@ class Simulator:
         finish_after: float = 12.0,
         finish_spread: float = 0.0,
         download_delay: float = 0.0,
+        realistic: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if speed <= 0:
@@ -469,6 +506,7 @@ class Simulator:
         # Real clips don't all take the same time: each task ends up to this many seconds
         # after finish_after (uniformly), so completions spread out as Kling's do.
         self.finish_spread = finish_spread
+        self.realistic = realistic  # realistic_timing() instead of the three figures above
         self.log = log  # one line per request when set (the command's --verbose)
         self.base_url = ""
 
@@ -840,9 +878,13 @@ class Simulator:
             self._by_external[task.external_task_id] = task_id
         factor = (SLOW_FACTOR if "[slow]" in prompt else 1.0) / self.speed
         start = time.monotonic()
-        self._schedule(start + self.processing_after * factor, task_id, "processing")
-        if outcome != "never":
+        if self.realistic:
+            processing, finish = realistic_timing(self._timing_rng, params["duration"])
+        else:
+            processing = self.processing_after
             finish = self.finish_after + self._timing_rng.uniform(0, self.finish_spread)
+        self._schedule(start + processing * factor, task_id, "processing")
+        if outcome != "never":
             self._schedule(start + finish * factor, task_id, outcome)
         self._push_callback(task)
         return task

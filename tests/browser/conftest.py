@@ -1,13 +1,11 @@
 """Playwright in Debian's Chromium (playwright's own browser download is not reachable)."""
 
 import os
-import shutil
 
 import pytest
 
 from tests.conftest import IN_CI
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.stack import CHROMIUM, CHROMIUM_ARGS
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -26,16 +24,7 @@ def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-        ],
+        "args": CHROMIUM_ARGS,
     }
 
 

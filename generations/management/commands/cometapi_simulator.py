@@ -71,6 +71,11 @@ class Command(BaseCommand):
             default=0.0,
             help="seconds a clip's download takes (a slow CDN; 0: at once)",
         )
+        parser.add_argument(
+            "--realistic",
+            action="store_true",
+            help="real timing: 1-2 minutes for a 5 s clip, twice for 10 s, a few past 10 minutes",
+        )
         parser.add_argument("--verbose", action="store_true", help="print one line per request")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -94,6 +99,7 @@ class Command(BaseCommand):
             finish_after=options["finish_after"],
             finish_spread=options["finish_spread"],
             download_delay=options["download_delay"],
+            realistic=options["realistic"],
             log=self._print if options["verbose"] else None,
         )
         if threading.current_thread() is threading.main_thread():

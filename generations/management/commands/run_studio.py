@@ -42,9 +42,21 @@ class Command(BaseCommand):
             help="Run against the bundled CometAPI simulator with a demo member.",
         )
         parser.add_argument("--simulator-port", type=int, default=8765)
+        parser.add_argument(
+            "--realistic",
+            action="store_true",
+            help="With --demo: clips take as long as Kling's (1-2 minutes for 5 s, some 10+).",
+        )
 
     def handle(
-        self, *args, addr: str | None, port: int | None, demo: bool, simulator_port: int, **opts
+        self,
+        *args,
+        addr: str | None,
+        port: int | None,
+        demo: bool,
+        simulator_port: int,
+        realistic: bool,
+        **opts,
     ) -> None:
         base_dir = Path(settings.BASE_DIR)
         manage = str(base_dir / "manage.py")
@@ -61,7 +73,10 @@ class Command(BaseCommand):
 
         call_command("migrate", interactive=False, verbosity=0)
         if demo:
-            spawn_manage("simulator", ["cometapi_simulator", "--port", str(simulator_port)])
+            timing = ["--realistic"] if realistic else []
+            spawn_manage(
+                "simulator", ["cometapi_simulator", "--port", str(simulator_port), *timing]
+            )
             env["COMETAPI_BASE_URL"] = f"http://127.0.0.1:{simulator_port}"
             admin_password = self._prepare_demo()
         if settings.DEBUG:
