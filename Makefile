@@ -28,33 +28,44 @@ demo: install
 	KLING_VAR_DIR=$(CURDIR)/var/demo $(PY) manage.py run_studio --demo \
 	  $(if $(PORT),--port $(PORT)) $(if $(REALISTIC),--realistic)
 
-## The whole suite: unit, end-to-end (simulator + real qcluster) and browser tests on
-## SQLite, then the whole suite again on PostgreSQL, then the broker-sensitive tests with
-## the Redis broker. The last two passes run whenever the servers answer, and always under
-## CI (where a missing server fails the run instead of skipping). The fleet test (two
-## clusters on PostgreSQL, one killed) runs in the PostgreSQL pass with the ORM broker, then
-## again with Redis.
+## The whole suite, in two lanes that run side by side: the machine mostly waits (on
+## clusters, browsers and the simulator's clock), so two lanes take little longer than one.
+##   lane 1: unit, end-to-end (simulator + real qcluster) and browser tests on SQLite, then
+##           the broker-sensitive tests with the Redis broker;
+##   lane 2: the whole suite again on PostgreSQL (the fleet test, two clusters with one
+##           killed, with the ORM broker), then the fleet with the Redis broker.
+## Lane 1 prints as it goes, lane 2 when it is done. The PostgreSQL and Redis passes run
+## whenever the servers answer, and always under CI (where a missing server fails the run
+## instead of skipping). The two Redis passes use databases of their own: they overlap.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/kling
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+FLEET_REDIS_TEST_URL ?= redis://127.0.0.1:6379/14
 FLEET_TESTS ?= tests/test_fleet.py
 BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_sessions.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
 test: install
-	$(PY) -m pytest
-	@if [ -n "$$CI" ] || $(call up,5432); then \
-	  echo "== PostgreSQL pass"; \
-	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest; \
-	else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi
-	@if [ -n "$$CI" ] || $(call up,6379); then \
+	@lane2=$$(mktemp); \
+	( if [ -n "$$CI" ] || $(call up,5432); then \
+	    echo "== PostgreSQL pass"; \
+	    KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest || exit 1; \
+	  else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi; \
+	  if [ -n "$$CI" ] || ( $(call up,6379) && $(call up,5432) ); then \
+	    echo "== Redis broker pass on PostgreSQL: the fleet"; \
+	    KLING_TEST_DATABASE_URL=$(PG_TEST_URL) KLING_TEST_REDIS_URL=$(FLEET_REDIS_TEST_URL) \
+	      $(PY) -m pytest -m "not browser" $(FLEET_TESTS) || exit 1; \
+	  else echo "Redis or PostgreSQL is not running: the fleet's Redis pass is skipped (CI runs it)"; fi \
+	) > $$lane2 2>&1 & lane2_pid=$$!; \
+	status=0; \
+	echo "== SQLite pass"; \
+	$(PY) -m pytest || status=1; \
+	if [ -n "$$CI" ] || $(call up,6379); then \
 	  echo "== Redis broker pass"; \
-	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" $(BROKER_TESTS); \
-	else echo "Redis is not running on 127.0.0.1:6379: its pass is skipped (CI runs it)"; fi
-	@if [ -n "$$CI" ] || ( $(call up,6379) && $(call up,5432) ); then \
-	  echo "== Redis broker pass on PostgreSQL: the fleet"; \
-	  KLING_TEST_DATABASE_URL=$(PG_TEST_URL) KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) \
-	    $(PY) -m pytest -m "not browser" $(FLEET_TESTS); \
-	else echo "Redis or PostgreSQL is not running: the fleet's Redis pass is skipped (CI runs it)"; fi
+	  KLING_TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m "not browser" $(BROKER_TESTS) || status=1; \
+	else echo "Redis is not running on 127.0.0.1:6379: its pass is skipped (CI runs it)"; fi; \
+	wait $$lane2_pid || status=1; \
+	cat $$lane2; rm -f $$lane2; \
+	exit $$status
 
 ## Everything but the browser and end-to-end tests.
 test-fast: install
