@@ -199,7 +199,7 @@ def _render_live(request: HttpRequest, gen: Generation) -> HttpResponse:
 
 
 LIVE_MAX = 200  # live tokens read from one poll: more than any page holds
-LIVE_KINDS = {"card", "pick", "detail"}  # a card, a gallery card (with its tick box), a clip page
+LIVE_KINDS = ("card", "pick", "detail")  # a card, a gallery card (with its tick box), a clip page
 
 
 class LiveToken(NamedTuple):
@@ -211,7 +211,7 @@ class LiveToken(NamedTuple):
     kind: str
 
 
-LIVE_TOKEN = re.compile(r"([0-9a-f]{32}):(\S*):(card|pick|detail)")
+LIVE_TOKEN = re.compile(rf"([0-9a-f]{{32}}):(\S*):({'|'.join(LIVE_KINDS)})")
 
 
 def _live_tokens(fields: list[str]) -> list[LiveToken]:
@@ -273,12 +273,11 @@ def _finished_event(request: HttpRequest, gen: Generation) -> dict | None:
 def live_cards(request: HtmxHttpRequest) -> HttpResponse:
     """The page's one poll (templates/generations/_live_poll.html): every live card on an
     open page, asked about in one request per period, however many there are. One query
-    reads them all (and one more their places in line when some are queued). A POST only
-    because a hundred tokens outgrow a request line (gunicorn takes 4 KB); it changes
-    nothing. Only the cards
+    reads them all (and one more their places in line when some are queued). Only the cards
     that changed come back, as out-of-band swaps; 204 when none did; 286 (stop polling) once
     none is live. A card that is gone or no longer visible loses its token, so the page
-    stops asking about it."""
+    stops asking about it. A POST only because a hundred tokens outgrow a request line
+    (gunicorn takes 4 KB); it changes nothing."""
     tokens = _live_tokens(request.POST.getlist("live"))
     if not tokens:
         return HttpResponseStopPolling()
