@@ -62,10 +62,15 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
 if not DEBUG:
-    if len(SECRET_KEY) < 32:
-        raise ImproperlyConfigured("DJANGO_DEBUG=0 needs DJANGO_SECRET_KEY (50+ random characters)")
-    if not FIELD_ENCRYPTION_KEY:
-        raise ImproperlyConfigured("DJANGO_DEBUG=0 needs FIELD_ENCRYPTION_KEY (a Fernet key)")
+    missing = [
+        *(["DJANGO_SECRET_KEY (50+ random characters)"] if len(SECRET_KEY) < 32 else []),
+        *(["FIELD_ENCRYPTION_KEY (a Fernet key)"] if not FIELD_ENCRYPTION_KEY else []),
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"DJANGO_DEBUG=0 needs {' and '.join(missing)}, the same at every start; the "
+            "README's Production section says how to make them"
+        )
 SECRET_KEY = SECRET_KEY or local_secret("secret_key", lambda: secrets.token_urlsafe(50))
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
 FIELD_ENCRYPTION_KEY = FIELD_ENCRYPTION_KEY or local_secret(

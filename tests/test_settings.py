@@ -45,6 +45,14 @@ def test_production_mode_needs_an_encryption_key(tmp_path):
     assert result.returncode != 0 and "FIELD_ENCRYPTION_KEY" in result.stderr
 
 
+def test_production_mode_without_secrets_says_so_in_one_sentence(tmp_path):
+    """Issue 19: `DJANGO_DEBUG=0 make run` without the secrets printed a 30-line traceback."""
+    result = manage("run_studio", env=clean_env(tmp_path, DJANGO_DEBUG="0"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "DJANGO_SECRET_KEY" in result.stderr and "FIELD_ENCRYPTION_KEY" in result.stderr
+
+
 @pytest.mark.parametrize("key", ["not-a-fernet-key", ",", f"{Fernet.generate_key().decode()},junk"])
 def test_a_malformed_encryption_key_is_refused_at_start(tmp_path, key):
     """Not at the first job that needs a secret (issue 8, finding 7)."""
