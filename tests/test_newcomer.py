@@ -104,3 +104,19 @@ def test_the_policy_refusal_says_it_once():
 
     text = member_message(ContentRejected("content security policy: refused", code=1301))
     assert text.count("policy") == 1
+
+
+def test_with_the_only_key_disabled_the_card_does_not_ask_to_add_one(alice_client, alice, api_key):
+    """Issue 19: cards asked an admin to "add" a key that existed but was disabled."""
+    ApiKey.objects.filter(pk=api_key.pk).update(is_active=False)
+    make_generation(alice)
+    body = alice_client.get("/").content.decode()
+    assert "add a CometAPI key" not in body
+    assert "the team's keys are disabled or refused" in body
+
+
+def test_a_queued_card_says_its_price_is_charged_once_sent(alice_client, alice, api_key):
+    """Issue 19: a queued card showed "$0.20" beside "Not charged until it is sent"."""
+    make_generation(alice, price_usd=Decimal("0.2"))
+    body = alice_client.get("/").content.decode()
+    assert "$0.20 once sent" in body and "Not charged until it is sent" in body

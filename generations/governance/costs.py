@@ -63,7 +63,11 @@ def cost_label(gen: Generation, price: Decimal | None) -> str:
 
 
 def short_cost(gen: Generation) -> str:
-    """For a card: the price snapshotted when the job was accepted, "Not charged", or ""."""
+    """For a card: the price snapshotted when the job was accepted ("once sent" while it
+    waits in our queue, which charges nothing yet), "Not charged", or ""."""
     if not_charged(gen):
         return "Not charged"
-    return usd(gen.price_usd, exact=True) if gen.price_usd is not None else ""
+    if gen.price_usd is None:
+        return ""
+    price = usd(gen.price_usd, exact=True)
+    return f"{price} once sent" if gen.status == Status.QUEUED and not gen.create_sent else price

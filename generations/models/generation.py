@@ -238,7 +238,7 @@ class Generation(models.Model):
 
     @staticmethod
     def live_version_of(
-        status: str, remote_status: str, wait_reason: str, place: int | None, no_key: bool
+        status: str, remote_status: str, wait_reason: str, place: int | None, no_key: str
     ) -> str:
         """What a live card shows, as the page's poll sends it back: its version, and for a
         queued card its place in line and whether a key can send it, which change without
@@ -246,7 +246,7 @@ class Generation(models.Model):
         version = Generation.version_of(status, remote_status, wait_reason)
         if status != Status.QUEUED:
             return version
-        return f"{version}.{place or 0}.{int(no_key)}"
+        return f"{version}.{place or 0}.{no_key or '-'}"
 
     @property
     def live_version(self) -> str:
@@ -257,7 +257,7 @@ class Generation(models.Model):
             self.remote_status,
             self.wait_reason,
             getattr(self, "queue_position", None),
-            bool(getattr(self, "no_key", False)),
+            getattr(self, "no_key", ""),
         )
 
     @property

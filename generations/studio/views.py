@@ -42,25 +42,31 @@ CARD = "generations/studio.html#generation-card"
 DETAIL_BODY = "generations/generation_detail.html#detail-body"
 
 
-def _queue_places() -> tuple[dict[int, int], bool]:
-    """Every queued job's place in line (1 = next), and whether a key can send them: one
-    query (the key check rides along in it rather than costing its own)."""
-    rows = lifecycle.fair_queue().annotate(key_ready=Exists(ApiKey.objects.usable()))
-    positions, key_ready = {}, True
-    for i, (pk, ready) in enumerate(rows.values_list("pk", "key_ready"), start=1):
-        positions[pk], key_ready = i, ready
-    return positions, key_ready
+def _queue_places() -> tuple[dict[int, int], str]:
+    """Every queued job's place in line (1 = next), and why no key can send them, if none
+    can: "missing" (the team has no key) or "unusable" (its keys are disabled or refused).
+    One query: the key checks ride along in it rather than costing their own."""
+    rows = lifecycle.fair_queue().annotate(
+        key_ready=Exists(ApiKey.objects.usable()), any_key=Exists(ApiKey.objects.all())
+    )
+    positions, no_key = {}, ""
+    for i, (pk, ready, any_key) in enumerate(
+        rows.values_list("pk", "key_ready", "any_key"), start=1
+    ):
+        positions[pk] = i
+        no_key = "" if ready else ("unusable" if any_key else "missing")
+    return positions, no_key
 
 
 def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]:
-    """Cards of queued jobs show their place in line, or that no key can send them
+    """Cards of queued jobs show their place in line, or why no key can send them
     (`no_key`): one query for the whole page, and none when nothing on it waits."""
     cards = list(generations)
     if any(g.status == Status.QUEUED for g in cards):
-        positions, key_ready = _queue_places()
+        positions, no_key = _queue_places()
         for g in cards:
             g.queue_position = positions.get(g.pk)
-            g.no_key = g.status == Status.QUEUED and not key_ready
+            g.no_key = no_key if g.status == Status.QUEUED else ""
     return cards
 
 
@@ -285,7 +291,7 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
     # and load whole rows (to render) only for the cards that changed.
     states = _live_states(request.user, tokens)
     queued = any(state[1] == Status.QUEUED for state in states.values())
-    places, key_ready = _queue_places() if queued else ({}, True)
+    places, waiting_for_key = _queue_places() if queued else ({}, "")
     parts, changed, still_live = [], [], False
     for token in tokens:
         if (state := states.get(token.hex)) is None:  # gone, or no longer visible
@@ -293,7 +299,7 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
             continue
         pk, status, remote_status, wait_reason = state
         still_live = still_live or status not in TERMINAL
-        no_key = status == Status.QUEUED and not key_ready
+        no_key = waiting_for_key if status == Status.QUEUED else ""
         version = Generation.live_version_of(
             status, remote_status, wait_reason, places.get(pk), no_key
         )
@@ -308,7 +314,7 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
         if (gen := rows.get(token.hex)) is None:
             continue  # deleted between the two reads: the next poll drops its token
         gen.queue_position = places.get(gen.pk)
-        gen.no_key = gen.status == Status.QUEUED and not key_ready
+        gen.no_key = waiting_for_key if gen.status == Status.QUEUED else ""
         if token.kind == "detail":
             back = request.POST.get("back")
             context = clip.detail_context(request, gen, back=back) | {"live_oob": True}
