@@ -109,7 +109,8 @@ class CommentForm(forms.Form):
         label="At (m:ss, optional)",
         required=False,
         max_length=12,
-        widget=forms.TextInput(attrs={"size": 6, "inputmode": "decimal", "placeholder": "0:03"}),
+        # No placeholder: a grey "0:03" read as a value the comment would be pinned to.
+        widget=forms.TextInput(attrs={"size": 6, "inputmode": "decimal"}),
         help_text="Pins the comment to that moment of the clip.",
     )
 

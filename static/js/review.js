@@ -38,7 +38,8 @@
       button.hidden = false;
       button.dataset.at = label(video.currentTime);
       button.textContent = `at ${button.dataset.at}`;
-      button.setAttribute("aria-label", `Pin to the player's moment, ${button.dataset.at}`);
+      // The accessible name starts with the visible text (WCAG's label in name).
+      button.setAttribute("aria-label", `at ${button.dataset.at}: pin to the player's moment`);
     }
   }
 
