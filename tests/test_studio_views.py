@@ -2,6 +2,8 @@
 
 import json
 from datetime import timedelta
+from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.urls import reverse
@@ -9,7 +11,7 @@ from django.utils import timezone
 
 from generations.kling import capabilities as caps
 from generations.lifecycle import heartbeat
-from generations.models import Favourite, Generation, Price, Status
+from generations.models import Favourite, Generation, MemberLimits, Price, Status
 from tests.factories import make_generation
 
 pytestmark = pytest.mark.django_db
@@ -462,3 +464,30 @@ def test_card_links_are_what_reverse_makes(alice, settings):
                 assert card_url(name, gen.public_id).startswith(prefix)
         finally:
             set_script_prefix("/")
+
+
+def test_a_cancel_that_came_too_late_says_so(alice_client, alice):
+    """Issue 19: a cancel that lost the race with a free key slot turned the card into
+    "Kling has it, starting soon" without a word."""
+    gen = make_generation(alice, status=Status.SUBMITTED, create_sent=True, task_id="t-1")
+    url = reverse("generation-cancel", args=[gen.public_id])
+    response = alice_client.post(url, {"confirm": "no"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200  # a card in flight needs its confirmation first
+    Generation.objects.filter(pk=gen.pk).update(status=Status.QUEUED)
+    # The member pressed cancel on a queued card; a worker sent it first.
+    with mock.patch("generations.lifecycle.cancel", return_value=False):
+        response = alice_client.post(url, headers={"HX-Request": "true"})
+    events = json.loads(response["HX-Trigger"])
+    assert events["notice"]["text"].startswith("Too late to cancel")
+
+
+def test_a_cancel_refreshes_the_budget_line(alice_client, alice):
+    """Issue 19: after a cancel the line under Generate still counted the job."""
+    MemberLimits.objects.create(user=alice, jobs_per_day=5)
+    gen = make_generation(alice, price_usd=Decimal("0.2"))
+    assert "1 of 5 jobs today" in alice_client.get("/").content.decode()
+    url = reverse("generation-cancel", args=[gen.public_id])
+    response = alice_client.post(url, headers={"HX-Request": "true"})
+    room = json.loads(response["HX-Trigger"])["budgetChanged"]
+    assert room["label"].startswith("0 of 5 jobs today") and room["jobs_left"] == 5
+    assert "notice" not in json.loads(response["HX-Trigger"])

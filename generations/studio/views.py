@@ -70,6 +70,19 @@ def _with_queue_positions(generations: Iterable[Generation]) -> list[Generation]
     return cards
 
 
+def _budget_room(standing: budgets.Standing, prices: dict | None = None) -> dict:
+    """What the studio's budget line and its estimate read (the page's budget-room JSON):
+    the line as text, what is left, and the prices when given."""
+    room = {
+        "label": standing.label,
+        "jobs_left": standing.jobs_left,
+        "usd_left": None if standing.usd_left is None else str(standing.usd_left),
+    }
+    if prices is not None:
+        room["prices"] = {key: str(est.usd) for key, est in prices.items()}
+    return room
+
+
 def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None, **extra) -> dict:
     """The prompt form's context; with the member, where they stand against their budget
     (shown beside the estimate, which says when a job would not fit)."""
@@ -88,11 +101,7 @@ def _form_context(form: GenerationForm, prices: dict | None = None, *, user=None
     if user is not None:
         standing = budgets.standing(user)
         context["standing"] = standing
-        context["budget_room"] = {
-            "jobs_left": standing.jobs_left,
-            "usd_left": None if standing.usd_left is None else str(standing.usd_left),
-            "prices": {key: str(est.usd) for key, est in prices.items()},
-        }
+        context["budget_room"] = _budget_room(standing, prices)
         context["wont_fit"] = budgets.wont_fit(standing, estimate.usd * count if estimate else None)
     return context
 
@@ -365,6 +374,12 @@ def generation_visibility(request: HtmxHttpRequest, public_id) -> HttpResponse:
     return redirect_next(request, reverse("studio"))
 
 
+TOO_LATE_TO_CANCEL = (
+    "Too late to cancel: the job had just been sent to Kling, which charges for it. "
+    "Its card can stop tracking it."
+)
+
+
 @require_POST
 def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """Queued: cancelled, nothing charged. In flight: Kling charges anyway, so we only stop
@@ -379,11 +394,18 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
             "generations/generation_confirm_cancel.html",
             {"generation": gen, "next": next_url(request, reverse("studio"))},
         )
-    if not lifecycle.cancel(gen) and not request.htmx:
-        messages.info(request, "That job had already moved on; nothing was cancelled.")
+    cancelled = lifecycle.cancel(gen)
+    if not cancelled and not request.htmx:
+        messages.info(request, TOO_LATE_TO_CANCEL)
     gen.refresh_from_db()
     if request.htmx:
-        return _render_live(request, gen)
+        response = _render_live(request, gen)
+        if not cancelled:  # a free key slot took the job first: say so, not just a new card
+            trigger_client_event(response, "notice", {"text": TOO_LATE_TO_CANCEL})
+        # The line under Generate and the estimate's "won't fit" follow (studio.js).
+        room = _budget_room(budgets.standing(request.user))
+        trigger_client_event(response, "budgetChanged", room)
+        return response
     return redirect_next(request, reverse("studio"))
 
 

@@ -243,6 +243,36 @@
     t.addEventListener("focusin", () => clearTimeout(hide));
   }
   document.body.addEventListener("generationFinished", (e) => toast(e.detail));
+  // A sentence from the server that no card shows (views.generation_cancel: too late).
+  document.body.addEventListener("notice", (e) => {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const t = document.createElement("div");
+    t.className = "toast";
+    const p = document.createElement("p");
+    p.textContent = e.detail.text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "link";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", () => t.remove());
+    t.append(p, close);
+    box.append(t);
+  });
+  // A cancel gave a job's place in the budget back: the line under Generate and the
+  // estimate's "won't fit" follow without a reload.
+  document.body.addEventListener("budgetChanged", (e) => {
+    const line = document.getElementById("budget-standing");
+    if (line) line.textContent = e.detail.label;
+    const room = document.getElementById("budget-room");
+    const form = document.getElementById("prompt-form");
+    if (!room || !form) return;
+    const budget = JSON.parse(room.textContent);
+    budget.jobs_left = e.detail.jobs_left;
+    budget.usd_left = e.detail.usd_left;
+    room.textContent = JSON.stringify(budget);
+    applyMatrix(form);
+  });
   // The page's one poll sends its live cards' tokens as one field: a hundred fields cost the
   // server more to parse than the rest of the poll (views.live_cards reads either form).
   document.body.addEventListener("htmx:configRequest", (e) => {
