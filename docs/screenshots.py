@@ -10,6 +10,7 @@ KLING_VAR_DIR=var/demo .venv/bin/python manage.py seed_demo --generations 30
 """
 
 import argparse
+import sys
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -17,17 +18,11 @@ from pathlib import Path
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
+# Run as a script from anywhere: the repository's root holds tests/stack.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.stack import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 OUT = Path(__file__).parent / "img"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PROMPTS = [
     "A red fox trots through fresh snow at dawn, soft golden light, cinematic",
     "A paper boat drifts down a rainy neon street at night, reflections",
@@ -51,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     base = args.base
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 860}, color_scheme=args.scheme)
         page.goto(f"{base}/accounts/login/")
         settle(page)

@@ -219,46 +219,42 @@
   }
 
   // A clip that ends gets a notice wherever the member is on the page (views.live_cards).
-  function toast({ id, status, prompt, url, remix_url: remixUrl }) {
+  // A notice in the corner, with a Dismiss button; it goes after 12 s unless focused.
+  function showToast(className, text, ...actions) {
     const box = document.getElementById("toasts");
     if (!box) return;
-    const ok = status === "succeeded";
     const t = document.createElement("div");
-    t.className = `toast toast-${ok ? "ok" : "failed"}`;
+    t.className = className;
     const p = document.createElement("p");
-    p.textContent = ok ? `Finished: “${prompt}”` : `Failed: “${prompt}”`;
+    p.textContent = text;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "link";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", () => t.remove());
+    t.append(p, ...actions, close);
+    box.append(t);
+    const hide = setTimeout(() => t.remove(), 12000);
+    t.addEventListener("focusin", () => clearTimeout(hide));
+  }
+
+  function toast({ id, status, prompt, url, remix_url: remixUrl }) {
+    const ok = status === "succeeded";
     const link = document.createElement("a");
     const onPage = document.getElementById(`gen-${id}`);
     link.href = ok ? (onPage ? `#gen-${id}` : url) : remixUrl;
     link.textContent = ok ? "Watch" : "Edit and retry";
     if (!ok) link.dataset.remix = "";
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "link";
-    close.textContent = "Dismiss";
-    close.addEventListener("click", () => t.remove());
-    t.append(p, link, close);
-    box.append(t);
-    const hide = setTimeout(() => t.remove(), 12000);
-    t.addEventListener("focusin", () => clearTimeout(hide));
+    const text = ok ? `Finished: “${prompt}”` : `Failed: “${prompt}”`;
+    showToast(`toast toast-${ok ? "ok" : "failed"}`, text, link);
   }
   document.body.addEventListener("generationFinished", (e) => toast(e.detail));
-  // A sentence from the server that no card shows (views.generation_cancel: too late).
-  document.body.addEventListener("notice", (e) => {
-    const box = document.getElementById("toasts");
-    if (!box) return;
-    const t = document.createElement("div");
-    t.className = "toast";
-    const p = document.createElement("p");
-    p.textContent = e.detail.text;
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "link";
-    close.textContent = "Dismiss";
-    close.addEventListener("click", () => t.remove());
-    t.append(p, close);
-    box.append(t);
+  // The page's one poll (views.live_cards) reports every clip that ended since the last.
+  document.body.addEventListener("generationsFinished", (e) => {
+    for (const clip of e.detail.value || e.detail) toast(clip);
   });
+  // A sentence from the server that no card shows (views.generation_cancel: too late).
+  document.body.addEventListener("notice", (e) => showToast("toast", e.detail.text));
   // A cancel gave a job's place in the budget back: the line under Generate and the
   // estimate's "won't fit" follow without a reload.
   document.body.addEventListener("budgetChanged", (e) => {
@@ -281,10 +277,6 @@
     const tokens = form.getAll("live");
     form.delete("live");
     form.set("live", tokens.join(" "));
-  });
-  // The page's one poll (views.live_cards) reports every clip that ended since the last.
-  document.body.addEventListener("generationsFinished", (e) => {
-    for (const clip of e.detail.value || e.detail) toast(clip);
   });
 
   // ---- Remix: fill the form in place when the studio is on screen ---------------------
