@@ -3,15 +3,10 @@ before the split (migrations name `generations.models.new_external_task_id`)."""
 
 from .coordination import ClusterHeartbeat, DownloadSlot, WorkerLease
 from .generation import (
-    IN_FLIGHT,
-    REMOTE_TERMINAL,
-    TERMINAL,
     Favourite,
     Generation,
     GenerationQuerySet,
-    RemoteStatus,
     ReviewState,
-    Status,
     Visibility,
     new_callback_token,
     new_external_task_id,
@@ -31,6 +26,7 @@ from .review import (
     Review,
     Verb,
 )
+from .states import IN_FLIGHT, REMOTE_TERMINAL, TERMINAL, RemoteStatus, Status
 
 __all__ = [
     "ApiKey",
