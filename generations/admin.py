@@ -9,12 +9,11 @@ from django.db.models import Count, ExpressionWrapper, F, OuterRef, Subquery, Su
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
-from . import lifecycle
 from .accounts import AdminLoginForm
 from .crypto import fernet
 from .governance import audit, budgets, costs, keypool
 from .kling import capabilities as caps
-from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
+from .models import HOLDS_SLOT, ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -101,7 +100,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 n_in_flight=Coalesce(
-                    per_key(Generation.objects.filter(lifecycle.HOLDS_SLOT), Count("id")), 0
+                    per_key(Generation.objects.filter(status__in=HOLDS_SLOT), Count("id")), 0
                 ),
                 n_jobs_month=Coalesce(per_key(this_month, Count("id")), 0),
                 spend_month=per_key(this_month.filter(budgets.CHARGED), Sum("price_usd")),
@@ -236,16 +235,55 @@ class PriceForm(forms.ModelForm):
         fields = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
 
 
+def _named_filter(field: str, title: str, names: dict[str, str]) -> type[admin.SimpleListFilter]:
+    """A list filter on `field` that shows each value by its name ("Kling 2.5 Turbo",
+    "Standard", "5 s"), not the id stored."""
+
+    class NamedFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            return list(names.items())
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    NamedFilter.title = title
+    return NamedFilter
+
+
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     """The price table behind the studio's cost estimate (a choice without a row shows
     "no published price")."""
 
     form = PriceForm
-    list_display = ["model_name", "mode", "duration", "usd", "units", "confirmed"]
+    # Readable names, and few narrow columns: the list fits a laptop screen beside its filters.
+    list_display = ["choice", "length", "usd", "units", "confirmed"]
+    list_display_links = ["choice"]
     list_editable = ["usd", "units", "confirmed"]
-    list_filter = ["confirmed", "model_name", "mode", "duration"]
+    list_filter = [
+        "confirmed",
+        _named_filter("model_name", "model", {k: m.label for k, m in caps.MODELS.items()}),
+        _named_filter("mode", "mode", caps.MODE_NAMES),
+        _named_filter("duration", "length", caps.DURATIONS),
+    ]
     ordering = ["model_name", "mode", "duration"]
+
+    @admin.display(description="model and mode", ordering="model_name")
+    def choice(self, obj: Price) -> str:
+        return caps.choice_label(obj.model_name, obj.mode)
+
+    @admin.display(description="length", ordering="duration")
+    def length(self, obj: Price) -> str:
+        return caps.DURATIONS.get(obj.duration, obj.duration)
+
+    def get_changelist_form(self, request, **kwargs):
+        # Narrow number boxes: a price has at most five digits and three decimals.
+        narrow = forms.NumberInput(attrs={"class": "vIntegerField", "step": "any"})
+        return super().get_changelist_form(
+            request, widgets={"usd": narrow, "units": narrow}, **kwargs
+        )
 
     def save_model(self, request, obj, form, change) -> None:
         fields = ["usd", "units", "confirmed"]
