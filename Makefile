@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# axe-core, which the browser tests inject into every page (the product never serves it):
+# package-lock.json pins it; npm ci reuses npm's cache, so a second machine set-up needs no network.
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: install run demo test test-fast bench lint format migrations-check superuser clean
 
@@ -16,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing (apt-get install npm): the browser tests need axe-core"; exit 1; }
+	npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $(AXE)
 
 ## Start the web server on http://127.0.0.1:8000 and the task cluster (Ctrl-C stops both).
 run: install
@@ -44,7 +52,7 @@ FLEET_TESTS ?= tests/test_fleet.py
 BROKER_TESTS ?= tests/test_lifecycle.py tests/test_end_to_end.py tests/test_faults.py tests/test_callback.py tests/test_sessions.py
 up = $(PY) -c 'import socket, sys; socket.create_connection(("127.0.0.1", $(1)), 1)' 2>/dev/null
 
-test: install
+test: install $(AXE)
 	@lane2=$$(mktemp); \
 	( if [ -n "$$CI" ] || $(call up,5432); then \
 	    echo "== PostgreSQL pass"; \
@@ -90,4 +98,4 @@ superuser: install
 	$(PY) manage.py createsuperuser
 
 clean:
-	rm -rf $(VENV) var/staticfiles
+	rm -rf $(VENV) var/staticfiles node_modules

@@ -1,5 +1,7 @@
 """Every member and admin page, light and dark, desktop and phone: nothing wider than the
-window, no console errors, and text that stands out from what is behind it.
+window, no console errors, text that stands out from what is behind it, and no axe-core
+violation (axe comes from the npm registry, `npm ci` at the repo root; the tests inject it,
+the product never serves it).
 
 Set KLING_SHOTS=/some/dir to keep a screenshot of each (the first screen), to look at."""
 
@@ -7,6 +9,7 @@ import os
 import re
 import tempfile
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,9 @@ from generations.review import boards
 from generations.review import notes as review
 from generations.simulator.server import clip_bytes
 from tests.browser.test_gallery_journeys import log_in
+from tests.conftest import IN_CI
 from tests.factories import make_generation
+from tests.stack import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -80,6 +85,40 @@ WIDEST_JS = """
   .slice(0, 5)
   .map((el) => `${el.tagName.toLowerCase()}.${el.className}: ${el.getBoundingClientRect().right}`)
 """
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+# WCAG 2.x A and AA, and axe's best practices. No rule is turned off.
+AXE_JS = """
+async () => {
+  const result = await axe.run(document, {
+    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
+    resultTypes: ["violations"],
+  });
+  return result.violations.map((v) =>
+    `${v.id} (${v.impact}): ${v.help} at ` +
+    v.nodes.slice(0, 3).map((n) => n.target.join(" ") + (n.failureSummary ? " [" + n.failureSummary.replace(/\\s+/g, " ").slice(0, 160) + "]" : "")).join("; "));
+}
+"""
+
+
+@cache
+def _axe_source() -> str:
+    return AXE.read_text()
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it is now (injected from node_modules)."""
+    if not AXE.exists():
+        if IN_CI:
+            raise AssertionError(f"{AXE} is missing: `npm ci` at the repo root installs it")
+        pytest.skip("axe-core is not installed (npm ci at the repo root)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        # Evaluated rather than add_script_tag: the page's CSP (script-src 'self') refuses an
+        # inline script, and bypassing it would hide the product's own CSP errors.
+        page.evaluate(_axe_source())
+    return page.evaluate(AXE_JS)
+
 
 _posters: dict[str, bytes] = {}
 
@@ -196,6 +235,8 @@ def test_every_page_fits_and_reads(new_page, live_server, django_user_model, bob
             problems.append(f"{name}: {width} px wide in a {inner} px window: {wide}")
         for line in page.evaluate(LOW_CONTRAST_JS, 3):
             problems.append(f"{name}: low contrast {line}")
+        for line in axe_violations(page):
+            problems.append(f"{name}: axe {line}")
         body = page.evaluate("[document.body, getComputedStyle(document.body)][1].color")
         assert body and page.evaluate("getComputedStyle(document.body).backgroundColor") != body
         if shots:
