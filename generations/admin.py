@@ -9,12 +9,11 @@ from django.db.models import Count, ExpressionWrapper, F, OuterRef, Subquery, Su
 from django.db.models.functions import Coalesce
 from django.utils.text import Truncator
 
-from . import lifecycle
 from .accounts import AdminLoginForm
 from .crypto import fernet
 from .governance import audit, budgets, costs, keypool
 from .kling import capabilities as caps
-from .models import ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
+from .models import HOLDS_SLOT, ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -101,7 +100,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 n_in_flight=Coalesce(
-                    per_key(Generation.objects.filter(lifecycle.HOLDS_SLOT), Count("id")), 0
+                    per_key(Generation.objects.filter(status__in=HOLDS_SLOT), Count("id")), 0
                 ),
                 n_jobs_month=Coalesce(per_key(this_month, Count("id")), 0),
                 spend_month=per_key(this_month.filter(budgets.CHARGED), Sum("price_usd")),

@@ -30,15 +30,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from .lifecycle import heartbeat
-from .models import ApiKey, Generation, Status
+from .models import HOLDS_SLOT, LIVE, ApiKey, Generation, Status
 
 HEARTBEAT_STALE = timedelta(minutes=2)
 QUEUE_STALLED = timedelta(minutes=15)
-# Rows holding a key's slot or about to: while any exists, the dispatcher is working.
-MOVING = (Status.SUBMITTING, Status.SUBMITTED, Status.PROCESSING)
+# Rows holding a key's slot: while any exists, the dispatcher is working.
+MOVING = HOLDS_SLOT
 # The due-work index covers exactly these rows (models.Generation.Meta.indexes); naming
 # them in the filter lets SQLite and PostgreSQL use it instead of scanning finished rows.
-UNFINISHED = (Status.QUEUED, *MOVING)
+UNFINISHED = LIVE
 
 
 def _seconds(delta: timedelta) -> float:

@@ -3,6 +3,8 @@ std, 5 s, 16:9, cfg 0.5), any field overridden by keyword; and one way to drive 
 
 import time
 
+from django.db.models import QuerySet
+
 from generations import lifecycle
 from generations.models import Generation
 
@@ -32,3 +34,10 @@ def drive(gen: Generation, timeout: float = 10.0) -> Generation:
             return gen
         time.sleep(0.1)
     raise AssertionError(f"still {gen.status} after {timeout} s")
+
+
+def put(rows, **fields) -> int:
+    """Set fields of `rows` (a Generation queryset) as a test's starting point, status
+    included, without the table of states: the product moves a status only through
+    `GenerationQuerySet.move`, a test may start a row anywhere."""
+    return QuerySet.update(rows, **fields)

@@ -16,7 +16,7 @@ from generations import lifecycle
 from generations.kling import parse_callback
 from generations.models import Generation, Status
 from kling_site.logs import RedactCallbackTokens
-from tests.factories import drive, make_generation
+from tests.factories import drive, make_generation, put
 
 pytestmark = pytest.mark.django_db
 
@@ -85,8 +85,11 @@ def test_a_forged_far_future_push_cannot_stall_the_job(client, in_flight):
 def test_our_own_terminal_read_wins_over_any_earlier_timestamp(cometapi, in_flight):
     """A row that already holds a far-future timestamp (stored by an older version from a
     forged push) still ends when our own read says the task ended."""
-    Generation.objects.filter(pk=in_flight.pk).update(
-        status=Status.PROCESSING, remote_status="processing", remote_updated_at_ms=9999999999999
+    put(
+        Generation.objects.filter(pk=in_flight.pk),
+        status=Status.PROCESSING,
+        remote_status="processing",
+        remote_updated_at_ms=9999999999999,
     )
     gen = drive(in_flight, timeout=20)
     assert gen.status == Status.SUCCEEDED, gen.error_message
@@ -134,7 +137,7 @@ def test_a_terminal_push_is_confirmed_by_a_read_before_it_counts(client, in_flig
 
 
 def test_a_push_after_the_end_changes_nothing(client, in_flight):
-    Generation.objects.filter(pk=in_flight.pk).update(status=Status.SUCCEEDED)
+    put(Generation.objects.filter(pk=in_flight.pk), status=Status.SUCCEEDED)
     assert push(client, in_flight, task(in_flight, "failed", 9 * 10**12)).status_code == 200
     in_flight.refresh_from_db()
     assert in_flight.status == Status.SUCCEEDED

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations.models import Generation, Price, Status
-from tests.factories import make_generation
+from tests.factories import make_generation, put
 
 pytestmark = pytest.mark.django_db
 
@@ -35,8 +35,11 @@ def test_the_polled_body_carries_state_timings_cost_and_actions(alice_client, al
     assert f'value="{gen.public_id.hex}:{gen.card_version}:detail"' in page
     assert "Stop tracking…" in page and "Download mp4" not in page
 
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Status.SUCCEEDED, finished_at=timezone.now(), units=Decimal("1")
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        units=Decimal("1"),
     )
     gen.refresh_from_db()
     gen.video.save("clip.mp4", ContentFile(b"mp4"))

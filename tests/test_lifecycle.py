@@ -8,7 +8,7 @@ from generations import lifecycle
 from generations.kling import CometAPIClient, RemoteTask
 from generations.lifecycle import archive, engine
 from generations.models import ApiKey, Generation, Status
-from tests.factories import drive, make_generation
+from tests.factories import drive, make_generation, put
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_a_lost_create_answer_is_found_not_paid_twice(cometapi, alice):
     cometapi.set_faults(lost_create=1.0)
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == Status.QUEUED and gen.create_sent
+    assert gen.status == Status.RETRYING and gen.create_sent
     cometapi.set_faults(lost_create=0.0)
     Generation.objects.filter(pk=gen.pk).update(next_attempt_at=lifecycle.now())
     lifecycle.submit(gen.pk)
@@ -186,11 +186,19 @@ def test_one_members_batch_does_not_starve_anothers_single_job(cometapi, alice, 
 def test_finished_tasks_free_their_slot_and_unknown_creates_hold_one(cometapi, alice, api_key):
     ApiKey.objects.filter(pk=api_key.pk).update(concurrency_limit=2)
     archiving = queued(alice)
-    Generation.objects.filter(pk=archiving.pk).update(
-        status=Status.PROCESSING, api_key=api_key, remote_status="succeed"
+    put(
+        Generation.objects.filter(pk=archiving.pk),
+        status=Status.STORING,
+        api_key=api_key,
+        remote_status="succeed",
     )
     lost_answer = queued(alice)  # a create whose answer was lost: the task may be running
-    Generation.objects.filter(pk=lost_answer.pk).update(api_key=api_key, create_sent=True)
+    put(
+        Generation.objects.filter(pk=lost_answer.pk),
+        status=Status.RETRYING,
+        api_key=api_key,
+        create_sent=True,
+    )
     assert lifecycle.free_slots() == 1
 
     fresh = queued(alice)
@@ -208,17 +216,22 @@ def test_finished_tasks_free_their_slot_and_unknown_creates_hold_one(cometapi, a
 
 def test_a_refused_key_keeps_a_job_whose_task_may_exist(cometapi, alice, api_key):
     gen = queued(alice)
-    Generation.objects.filter(pk=gen.pk).update(api_key=api_key, create_sent=True)
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.RETRYING,
+        api_key=api_key,
+        create_sent=True,
+    )
     ApiKey.objects.filter(pk=api_key.pk).update(secret="sk-arrears-0123456789")
     ApiKey.objects.create(name="spare", secret="sk-spare-0123456789abcdef")
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
     # Moving it to the spare key could pay for a second task: it waits for its own key.
-    assert gen.status == Status.QUEUED and gen.api_key_id == api_key.pk and gen.create_sent
+    assert gen.status == Status.RETRYING and gen.api_key_id == api_key.pk and gen.create_sent
     assert "may already exist" in gen.wait_reason
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == Status.QUEUED and "work again" in gen.wait_reason
+    assert gen.status == Status.RETRYING and "work again" in gen.wait_reason
     assert cometapi.create_count() == 0
 
 
@@ -285,14 +298,15 @@ def test_a_failed_download_is_retried_later(cometapi, alice):
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
     cometapi.set_faults(unreachable=True)
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Status.PROCESSING,
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.STORING,
         remote_status="succeed",
         remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
     )
     assert lifecycle.store_clip(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == Status.PROCESSING and gen.claimed_until is None
+    assert gen.status == Status.STORING and gen.claimed_until is None
     assert gen.next_attempt_at > lifecycle.now()
 
 
@@ -300,8 +314,11 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
     """Not held for the ten-minute lease: tried again a minute later."""
     gen = queued(alice)
     lifecycle.submit(gen.pk)
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Status.PROCESSING, remote_status="succeed", remote_video_url="https://x/c.mp4"
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.STORING,
+        remote_status="succeed",
+        remote_video_url="https://x/c.mp4",
     )
 
     def disk_full(*args, **kwargs):
@@ -312,7 +329,7 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
     with pytest.raises(OSError):
         lifecycle.store_clip(gen.pk)
     gen.refresh_from_db()
-    assert gen.status == Status.PROCESSING and gen.claimed_until is None
+    assert gen.status == Status.STORING and gen.claimed_until is None
     wait = (gen.next_attempt_at - lifecycle.now()).total_seconds()
     assert 0 < wait <= lifecycle.scaled(lifecycle.ARCHIVE_RETRY).total_seconds()
 
@@ -371,7 +388,7 @@ def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice,
     settings.KLING_LIFECYCLE_SPEED = 10.0  # a 3 s claim (the floor), beats every second
     gen = queued(alice)
     t = lifecycle.now()
-    Generation.objects.filter(pk=gen.pk).update(status=Status.SUBMITTING, **leases.claim_fields(t))
+    put(Generation.objects.filter(pk=gen.pk), status=Status.SUBMITTING, **leases.claim_fields(t))
     with leases.holding(gen.pk):
         time.sleep(4.5)  # longer than the claim: the heartbeat renews it
         gen.refresh_from_db()
@@ -407,7 +424,8 @@ def test_a_submit_whose_holder_died_is_redriven_once_its_claim_runs_out(cometapi
     lifecycle.submit(gen.pk)
     cometapi.set_faults(lost_create=0.0)
     # ...and the process "dies" holding the claim (as if killed before it could requeue).
-    Generation.objects.filter(pk=gen.pk).update(
+    put(
+        Generation.objects.filter(pk=gen.pk),
         status=Status.SUBMITTING,
         claimed_by="dead-machine:1:1",
         claimed_until=lifecycle.now() + timedelta(seconds=20),
@@ -427,8 +445,9 @@ def test_a_clip_held_by_a_live_claim_is_not_stored_twice(cometapi, alice):
 
     gen = queued(alice)
     lifecycle.submit(gen.pk)
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Status.PROCESSING,
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.STORING,
         remote_status="succeed",
         remote_video_url="https://x/c.mp4",
         claimed_by="another-machine:1:1",
@@ -452,8 +471,9 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
     for gen in gens:
         lifecycle.submit(gen.pk)
         gen.refresh_from_db()
-        Generation.objects.filter(pk=gen.pk).update(
-            status=Status.PROCESSING,
+        put(
+            Generation.objects.filter(pk=gen.pk),
+            status=Status.STORING,
             remote_status="succeed",
             remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
         )

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from generations.models import Generation, Status, Visibility
-from tests.factories import make_generation
+from tests.factories import make_generation, put
 
 pytestmark = pytest.mark.django_db
 LIVE = reverse("live-cards")
@@ -52,7 +52,7 @@ def test_unchanged_cards_answer_204(alice_client, alice):
 def test_only_the_changed_card_comes_back_out_of_band(alice_client, alice):
     cards = [make_generation(alice, status=Status.PROCESSING, prompt=f"clip {i}") for i in range(3)]
     page_tokens = tokens(alice_client.get("/").content.decode())
-    Generation.objects.filter(pk=cards[1].pk).update(status=Status.SUBMITTED)
+    put(Generation.objects.filter(pk=cards[1].pk), status=Status.SUBMITTED)
     response = poll(alice_client, page_tokens)
     assert response.status_code == 200
     body = response.content.decode()
@@ -64,7 +64,7 @@ def test_only_the_changed_card_comes_back_out_of_band(alice_client, alice):
 def test_the_last_card_to_end_stops_the_poll_and_tells_the_owner(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING, prompt="a fox")
     page_tokens = tokens(alice_client.get("/").content.decode())
-    Generation.objects.filter(pk=gen.pk).update(status=Status.SUCCEEDED)
+    put(Generation.objects.filter(pk=gen.pk), status=Status.SUCCEEDED)
     response = poll(alice_client, page_tokens)
     assert response.status_code == 286
     assert 'name="live"' not in response.content.decode()
@@ -78,14 +78,14 @@ def test_a_card_still_live_keeps_the_poll_going(alice_client, alice):
     ended = make_generation(alice, status=Status.PROCESSING)
     make_generation(alice, status=Status.PROCESSING)
     page_tokens = tokens(alice_client.get("/").content.decode())
-    Generation.objects.filter(pk=ended.pk).update(status=Status.FAILED, error_message="no")
+    put(Generation.objects.filter(pk=ended.pk), status=Status.FAILED, error_message="no")
     assert poll(alice_client, page_tokens).status_code == 200
 
 
 def test_a_teammates_clip_ending_tells_nobody_else(client, alice, bob):
     gen = make_generation(alice, status=Status.PROCESSING, visibility=Visibility.TEAM)
     client.force_login(bob)
-    Generation.objects.filter(pk=gen.pk).update(status=Status.SUCCEEDED)
+    put(Generation.objects.filter(pk=gen.pk), status=Status.SUCCEEDED)
     response = poll(client, [f"{gen.public_id.hex}:{gen.card_version}:card"])
     assert response.status_code == 286 and "HX-Trigger" not in response
 
@@ -119,7 +119,7 @@ def test_a_queued_card_comes_back_when_its_place_in_line_moves(alice_client, ali
     second = make_generation(alice, prompt="second")
     page_tokens = tokens(alice_client.get("/").content.decode())
     assert poll(alice_client, page_tokens).status_code == 204
-    Generation.objects.filter(pk=first.pk).update(status=Status.CANCELLED)
+    put(Generation.objects.filter(pk=first.pk), status=Status.CANCELLED)
     body = poll(alice_client, page_tokens).content.decode()
     assert f'id="gen-{second.public_id}"' in body and "Next to be sent to Kling." in body
 
@@ -128,7 +128,7 @@ def test_a_gallery_card_keeps_its_tick_box(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING)
     page_tokens = tokens(alice_client.get(reverse("my-generations")).content.decode())
     assert page_tokens == [f"{gen.public_id.hex}:{gen.card_version}:pick"]
-    Generation.objects.filter(pk=gen.pk).update(status=Status.SUBMITTED)
+    put(Generation.objects.filter(pk=gen.pk), status=Status.SUBMITTED)
     assert 'class="pick"' in poll(alice_client, page_tokens).content.decode()
 
 
@@ -138,7 +138,7 @@ def test_a_clip_page_gets_its_whole_body(alice_client, alice):
     page = alice_client.get(reverse("generation-detail", args=[gen.public_id]), {"back": back})
     page_tokens = tokens(page.content.decode())
     assert page_tokens == [f"{gen.public_id.hex}:{gen.card_version}:detail"]
-    Generation.objects.filter(pk=gen.pk).update(status=Status.PROCESSING)
+    put(Generation.objects.filter(pk=gen.pk), status=Status.PROCESSING)
     body = poll(alice_client, page_tokens, back=back).content.decode()
     assert 'id="detail-body"' in body and 'hx-swap-oob="outerHTML"' in body
     assert "state=submitted" in body  # the way back to the filtered list survives
@@ -153,7 +153,7 @@ def test_the_poll_costs_the_same_queries_for_1_or_30_cards(
     live = [f"{g.public_id.hex}:{g.card_version}:card" for g in cards] + [
         f"{queued.public_id.hex}:x:card"
     ]
-    Generation.objects.filter(pk__in=[g.pk for g in cards]).update(status=Status.SUBMITTED)
+    put(Generation.objects.filter(pk__in=[g.pk for g in cards]), status=Status.SUBMITTED)
     # session, user, the cards' states, places in line, the changed cards' rows
     with django_assert_num_queries(5):
         assert poll(alice_client, live).status_code == 200

@@ -12,7 +12,7 @@ from django.utils import timezone
 from generations.kling import capabilities as caps
 from generations.lifecycle import heartbeat
 from generations.models import Favourite, Generation, MemberLimits, Price, Status
-from tests.factories import make_generation
+from tests.factories import make_generation, put
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +124,7 @@ def test_status_partial_polls_until_terminal(alice_client, alice):
     # A live card carries its token for the page's one poll (views.live_cards).
     assert f'name="live" id="live-{gen.public_id.hex}"' in response.content.decode()
 
-    Generation.objects.filter(pk=gen.pk).update(status=Status.FAILED, error_message="moderation")
+    put(Generation.objects.filter(pk=gen.pk), status=Status.FAILED, error_message="moderation")
     response = alice_client.get(url, headers={"HX-Request": "true"})
     assert response.status_code == 286  # htmx stops polling
     body = response.content.decode()
@@ -473,7 +473,7 @@ def test_a_cancel_that_came_too_late_says_so(alice_client, alice):
     url = reverse("generation-cancel", args=[gen.public_id])
     response = alice_client.post(url, {"confirm": "no"}, headers={"HX-Request": "true"})
     assert response.status_code == 200  # a card in flight needs its confirmation first
-    Generation.objects.filter(pk=gen.pk).update(status=Status.QUEUED)
+    put(Generation.objects.filter(pk=gen.pk), status=Status.QUEUED)
     # The member pressed cancel on a queued card; a worker sent it first.
     with mock.patch("generations.lifecycle.cancel", return_value=False):
         response = alice_client.post(url, headers={"HX-Request": "true"})

@@ -25,12 +25,13 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Subquery, Sum
 from django.utils import timezone
 
-from ..models import Generation, MemberLimits, Status, TeamLimits
+from ..models import ALWAYS_CHARGED, CHARGED_IF_SENT, Generation, MemberLimits, TeamLimits
 from . import costs
 from .costs import price_in, usd
 
-# Rows whose price counts against a budget: accepted and not refunded (see above).
-CHARGED = ~Q(status=Status.FAILED) & ~Q(status=Status.CANCELLED, create_sent=False)
+# Rows whose price counts against a budget: accepted and not refunded (see above), from the
+# table of states (models/states.py): a cancelled job counts only if its create was sent.
+CHARGED = Q(status__in=ALWAYS_CHARGED) | Q(status__in=CHARGED_IF_SENT, create_sent=True)
 
 
 class LimitExceeded(Exception):

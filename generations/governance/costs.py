@@ -8,7 +8,7 @@ cancelled before it was sent cost nothing; a job whose tracking was stopped is s
 from decimal import Decimal
 
 from ..kling import capabilities as caps
-from ..models import IN_FLIGHT, Generation, Price, Status
+from ..models import STATES, Generation, Price, Status
 
 CENT = Decimal("0.01")
 
@@ -43,10 +43,9 @@ def price_for(gen: Generation) -> Price | None:
 
 
 def not_charged(gen: Generation) -> bool:
-    """The same rule as budgets.CHARGED, for one row already in hand."""
-    if gen.status == Status.FAILED:
-        return True
-    return gen.status == Status.CANCELLED and not gen.create_sent
+    """The same rule as budgets.CHARGED (the table of states), for one row already in hand."""
+    charged = STATES[gen.status].charged
+    return not (gen.create_sent if charged is None else charged)
 
 
 def cost_label(gen: Generation, price: Decimal | None) -> str:
@@ -57,7 +56,7 @@ def cost_label(gen: Generation, price: Decimal | None) -> str:
         return "No price on file"
     if gen.status == Status.SUCCEEDED or gen.status == Status.CANCELLED:
         return usd(price, exact=True)
-    if gen.status in IN_FLIGHT:
+    if gen.status != Status.QUEUED:  # retrying, being sent, in flight or being stored
         return f"{usd(price, exact=True)} (estimated)"
     return f"{usd(price, exact=True)} (estimated; not charged until it is sent)"
 

@@ -8,7 +8,8 @@ The database row is the source of truth. Every step:
 - holds its claim only while its process lives (a heartbeat renews it), so when a machine
   dies the engine of another resumes the step.
 
-States: queued → submitting → submitted → processing → succeeded | failed, and cancelled.
+States: the table in models/states.py (queued, retrying, submitting, submitted, processing,
+storing, then succeeded, failed or cancelled) and docs/architecture.md's drawing of it.
 
 One module per job: `base` (durations, clock, events), `keys` (which key, its client),
 `submit` (create, queue, cancel, submit), `remote` (pushes, reads, applying remote state),
@@ -20,7 +21,6 @@ re-exports what the rest of the app calls.
 from .base import (
     ARCHIVE_RETRY,
     CLAIM_TTL,
-    HOLDS_SLOT,
     POLL_SCHEDULE,
     PUSH_QUIET,
     RECONCILE_SCHEDULE,
@@ -40,7 +40,6 @@ from .submit import callback_url, cancel, create_generation, create_generations,
 __all__ = [
     "ARCHIVE_RETRY",
     "CLAIM_TTL",
-    "HOLDS_SLOT",
     "POLL_SCHEDULE",
     "PUSH_QUIET",
     "RECONCILE_SCHEDULE",

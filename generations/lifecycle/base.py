@@ -10,11 +10,10 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from ..kling import CometAPIError, ContentRejected, RequestRejected, ResultExpired
-from ..models import IN_FLIGHT, REMOTE_TERMINAL, Generation, RemoteStatus, Status
+from ..models import IN_FLIGHT, Generation, RemoteStatus, Status
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +81,6 @@ RANK = {
     RemoteStatus.SUCCEED: 3,
     RemoteStatus.FAILED: 3,
 }
-# Rows that hold (or may hold) a concurrency slot on their key upstream: being submitted, in
-# flight and not yet seen finished, or back in our queue after a create whose outcome is
-# unknown (the task may exist and run). Rows being archived don't: their task has ended.
-HOLDS_SLOT = (
-    Q(status__in=[Status.SUBMITTING, *IN_FLIGHT]) & ~Q(remote_status__in=REMOTE_TERMINAL)
-) | Q(status=Status.QUEUED, create_sent=True)
 
 
 def now() -> datetime:
@@ -151,11 +144,10 @@ def next_read_delay(gen: Generation) -> timedelta:
 
 
 def fail(gen: Generation, code: str, message: str) -> None:
-    changed = Generation.objects.filter(
-        pk=gen.pk, status__in=[Status.SUBMITTING, *IN_FLIGHT]
-    ).update(
+    changed = Generation.objects.filter(pk=gen.pk).move(
+        [Status.SUBMITTING, *IN_FLIGHT],
+        Status.FAILED,
         claimed_by="",
-        status=Status.FAILED,
         finished_at=now(),
         claimed_until=None,
         error_code=code,

@@ -10,8 +10,8 @@ from django.db.models import Count, Q
 from ..crypto import DecryptionError
 from ..governance import keypool
 from ..kling import CometAPIClient, CometAPIError, KeyRejected
-from ..models import USABLE, ApiKey, Generation
-from .base import HOLDS_SLOT, now
+from ..models import HOLDS_SLOT, USABLE, ApiKey, Generation
+from .base import now
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def download_client() -> CometAPIClient:
 
 def _busy_by_key(keys: Iterable[ApiKey], *, excluding: int | None = None) -> dict[int, int]:
     """Slots each key holds or may hold upstream (see HOLDS_SLOT), in one query."""
-    rows = Generation.objects.filter(HOLDS_SLOT, api_key__in=list(keys))
+    rows = Generation.objects.filter(status__in=HOLDS_SLOT, api_key__in=list(keys))
     if excluding is not None:
         rows = rows.exclude(pk=excluding)
     return dict(rows.order_by().values_list("api_key").annotate(n=Count("id")))

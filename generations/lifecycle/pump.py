@@ -47,17 +47,25 @@ def dispatch(limit: int | None = None) -> int:
             "pk", flat=True
         )[: limit or 50]
     )
-    for gen_id in stale:
+    # Then jobs whose create may have reached CometAPI: each holds its key's slot already,
+    # so none waits for a free one.
+    retrying = list(
+        Generation.objects.filter(status=Status.RETRYING)
+        .due(t)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[: limit or 50]
+    )
+    for gen_id in stale + retrying:
         submit(gen_id)
     slots = free_slots()
     if limit is not None:
         slots = min(slots, limit)
     if slots <= 0:
-        return len(stale)
+        return len(stale) + len(retrying)
     due = list(fair_queue().due(t).values_list("pk", flat=True)[:slots])
     for gen_id in due:
         submit(gen_id)
-    return len(stale) + len(due)
+    return len(stale) + len(retrying) + len(due)
 
 
 def pump_pass() -> int:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import F, Q
 
 from ..kling import CometAPIClient, CometAPIError, KeyRejected, RemoteTask, TaskNotFound
-from ..models import IN_FLIGHT, ApiKey, Generation, RemoteStatus, Status
+from ..models import TO_READ, TO_STORE, ApiKey, Generation, RemoteStatus, Status
 from .base import (
     LOST_AFTER,
     LOST_GRACE,
@@ -44,7 +44,9 @@ def push_received(gen: Generation, remote: RemoteTask) -> bool:
         log.warning("generation %s: pushed task %s is not ours", gen.pk, remote.task_id)
         return False
     t = now()
-    live = Generation.objects.live().filter(pk=gen.pk)
+    # A push may come while our submit records the task (submitting): it counts as proof
+    # that pushes reach us all the same.
+    live = Generation.objects.filter(pk=gen.pk, status__in=[Status.SUBMITTING, *TO_READ])
     pushed = RANK.get(remote.status, 0)
     # Compared with the row as it is now, in the UPDATE itself: `gen` was loaded before, and
     # Kling pushes "submitted" while our submit may be recording the same.
@@ -64,8 +66,8 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
     Only our own GETs (and the create's answer) come here; pushes go to push_received.
     Non-terminal states move forward by rank and by Kling's `updated_at`; a terminal state
     always wins over anything earlier, whatever timestamps were seen before. Returns True if
-    the row changed. A `succeed` leaves the row processing with the result URL recorded and
-    due for archiving; the caller archives it (or the pump does).
+    the row changed. A `succeed` moves the row to storing with the result URL recorded, due
+    at once for the store loops.
     """
     if remote.task_id and gen.task_id and remote.task_id != gen.task_id:
         log.warning("generation %s: remote task %s is not ours", gen.pk, remote.task_id)
@@ -74,7 +76,7 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
     if rank is None:
         log.warning("generation %s: unknown remote status %r", gen.pk, remote.status)
         return False
-    live = Generation.objects.live().filter(pk=gen.pk)
+    live = Generation.objects.filter(pk=gen.pk)
     t = now()
     common = {"remote_status": remote.status, "remote_updated_at_ms": remote.updated_at_ms}
     if remote.task_id:
@@ -89,21 +91,19 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
             )
         live = live.exclude(remote_status__in=[s for s, r in RANK.items() if r > rank])
         status = Status.PROCESSING if remote.status == RemoteStatus.PROCESSING else Status.SUBMITTED
-        # From SUBMITTING only the submit step moves a row on; a read racing it just
-        # records what it saw.
-        changed = (
-            live.filter(status__in=IN_FLIGHT)
-            .exclude(status=Status.PROCESSING, remote_status=RemoteStatus.PROCESSING)
-            .update(status=status, **common)
-        )
+        # A row already processing has nothing to learn from another "processing".
+        changed = live.move(Status.SUBMITTED, status, **common)
         if not changed:
+            # From submitting only the submit step moves a row on; a read racing it just
+            # records what it saw.
             changed = live.filter(status=Status.SUBMITTING).update(**common)
         if changed and remote.status != gen.remote_status:
             event(gen, "status", remote.status, task_id=remote.task_id)
         return bool(changed)
     if remote.status == RemoteStatus.FAILED:
-        changed = live.update(
-            status=Status.FAILED,
+        changed = live.move(
+            [Status.SUBMITTING, *TO_READ],
+            Status.FAILED,
             finished_at=t,
             claimed_until=None,
             claimed_by="",
@@ -118,8 +118,9 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
             )
         return bool(changed)
     # succeed: copy the clip before the row says finished.
-    changed = live.update(
-        status=Status.PROCESSING,
+    changed = live.move(
+        TO_READ,
+        Status.STORING,
         remote_video_url=remote.video_url,
         video_duration=remote.video_duration,
         units=remote.units,
@@ -138,9 +139,9 @@ def poll(gen_id: int) -> None:
     """Read one in-flight task, apply what CometAPI says, and if it has finished, store the
     clip here and now."""
     gen = Generation.objects.filter(pk=gen_id).first()
-    if gen is None or gen.status not in IN_FLIGHT:
+    if gen is None or gen.status not in TO_READ + TO_STORE:
         return
-    if gen.remote_status != RemoteStatus.SUCCEED:
+    if gen.status in TO_READ:
         _schedule_next_polls([gen])
         _apply_read(gen, _read(gen, secret_or_error(key_of(gen), gen.key_version)))
     store_clip(gen_id)  # claims nothing unless the task succeeded

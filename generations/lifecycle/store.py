@@ -57,7 +57,7 @@ def store_clip(gen_id: int) -> bool:
         # claim back so the clip is tried again in a minute. If the database itself is
         # down, the claim runs out by itself once the heartbeat stops renewing it.
         with suppress(DatabaseError):
-            Generation.objects.in_flight().filter(pk=gen_id).update(
+            Generation.objects.to_store().filter(pk=gen_id).update(
                 claimed_until=None, claimed_by="", next_attempt_at=now() + scaled(ARCHIVE_RETRY)
             )
         raise
@@ -90,18 +90,15 @@ def _store_clip(gen: Generation) -> None:
         with video_path.open("rb") as v, poster_path.open("rb") as p:
             gen.video.save(f"{name}.mp4", File(v), save=False)
             gen.poster.save(f"{name}.jpg", File(p), save=False)
-    changed = (
-        Generation.objects.to_store()
-        .filter(pk=gen.pk)
-        .update(
-            status=Status.SUCCEEDED,
-            video=gen.video.name,
-            poster=gen.poster.name,
-            video_duration=duration or gen.video_duration,
-            finished_at=now(),
-            claimed_until=None,
-            claimed_by="",
-        )
+    changed = Generation.objects.filter(pk=gen.pk).move(
+        Status.STORING,
+        Status.SUCCEEDED,
+        video=gen.video.name,
+        poster=gen.poster.name,
+        video_duration=duration or gen.video_duration,
+        finished_at=now(),
+        claimed_until=None,
+        claimed_by="",
     )
     if not changed:  # cancelled or finished meanwhile: don't leave orphan files
         gen.video.delete(save=False)

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from ..governance import budgets, keypool
 from ..kling import CometAPIError, KeyRejected, RateLimited, RemoteTask, RequestRejected
-from ..models import IN_FLIGHT, Generation, RemoteStatus, Status
+from ..models import CANCELLABLE, Generation, RemoteStatus, Status
 from .base import (
     OUTAGE_BACKOFF,
     RATE_LIMIT_BACKOFF,
@@ -60,16 +60,23 @@ def create_generation(owner, **params) -> Generation:
 
 
 def cancel(gen: Generation) -> bool:
-    """Stop a job. Queued: nothing was sent, nothing is charged. In flight: the charge stands
-    upstream; we only stop tracking it."""
+    """Stop a job. Queued: nothing was sent, nothing is charged. Retrying or in flight: the
+    task may exist upstream, so its charge stands; we only stop tracking it. Only from the
+    state the member saw: a job that moved on meanwhile (sent, say) is not cancelled."""
+    if gen.status not in CANCELLABLE:
+        return False
     if gen.status == Status.QUEUED:
         message = "Cancelled before it was sent; nothing was charged."
-        expected = [Status.QUEUED]
     else:
         message = "Stopped tracking; CometAPI may still charge for this task."
-        expected = list(IN_FLIGHT)
-    changed = Generation.objects.filter(pk=gen.pk, status__in=expected).update(
-        status=Status.CANCELLED, finished_at=now(), error_message=message, wait_reason=""
+    changed = Generation.objects.filter(pk=gen.pk).move(
+        [gen.status],
+        Status.CANCELLED,
+        finished_at=now(),
+        error_message=message,
+        wait_reason="",
+        claimed_until=None,
+        claimed_by="",
     )
     if changed:
         event(gen, "cancelled", f"was {gen.status}")
@@ -77,7 +84,9 @@ def cancel(gen: Generation) -> bool:
 
 
 def _claimable(t: datetime) -> Q:
-    return Q(status=Status.QUEUED) | Q(status=Status.SUBMITTING, claimed_until__lt=t)
+    return Q(status__in=[Status.QUEUED, Status.RETRYING]) | Q(
+        status=Status.SUBMITTING, claimed_until__lt=t
+    )
 
 
 def claim_for_submit(gen_id: int) -> Generation | None:
@@ -91,17 +100,22 @@ def claim_for_submit(gen_id: int) -> Generation | None:
         key, why = pick_key(gen)
         # Conditional on the same claimable state: of two workers re-driving one expired
         # claim, only the first moves claimed_until, so the second updates nothing.
-        same = Generation.objects.filter(_claimable(t), pk=gen.pk, status=gen.status)
+        same = Generation.objects.filter(_claimable(t), pk=gen.pk)
         if key is None:
-            same.update(
-                status=Status.QUEUED,
+            # Back to wait: a job whose create may have been sent waits as "retrying", bound
+            # to its key; one that sent nothing waits in the queue.
+            same.move(
+                [gen.status],
+                Status.RETRYING if gen.create_sent else Status.QUEUED,
                 claimed_until=None,
+                claimed_by="",
                 wait_reason=why,
                 next_attempt_at=t + scaled(WAIT_RECHECK),
             )
             return None
-        changed = same.update(
-            status=Status.SUBMITTING,
+        changed = same.move(
+            [gen.status],
+            Status.SUBMITTING,
             api_key=key,
             key_version=keypool.version_for_claim(gen, key),
             **claim_fields(t),
@@ -125,8 +139,9 @@ def submit(gen_id: int) -> None:
         _submit_failed(gen, exc)
         return
     t = now()
-    changed = Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING).update(
-        status=Status.SUBMITTED,
+    changed = Generation.objects.filter(pk=gen.pk).move(
+        Status.SUBMITTING,
+        Status.SUBMITTED,
         task_id=remote.task_id,
         # Recorded with the status, so a "submitted" push racing this UPDATE asks no read.
         remote_status=RemoteStatus.SUBMITTED,
@@ -177,7 +192,7 @@ def _refused_outright(exc: CometAPIError) -> bool:
 
 def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     t = now()
-    base = Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING)
+    base = Generation.objects.filter(pk=gen.pk)
     # `gen` is the row as claimed: create_sent there means an earlier attempt may have made
     # the task under this key, so the job stays bound to it whatever happens now.
     nothing_created = not gen.create_sent and _refused_outright(exc)
@@ -186,11 +201,16 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
     release = (
         {"api_key": None, "key_version": None, "create_sent": False} if nothing_created else {}
     )
+    # Nothing created: back in the queue, free to take any key. Maybe created: retrying,
+    # bound to this key, and the next attempt looks the task up before creating.
+    again = Status.QUEUED if nothing_created else Status.RETRYING
     if isinstance(exc, KeyRejected):
         mark_key_unhealthy(key_of(gen), exc)
-        base.update(
-            status=Status.QUEUED,
+        base.move(
+            Status.SUBMITTING,
+            again,
             claimed_until=None,
+            claimed_by="",
             next_attempt_at=t,
             wait_reason=(
                 "Its API key was refused; trying another key"
@@ -200,18 +220,22 @@ def _submit_failed(gen: Generation, exc: CometAPIError) -> None:
             **release,
         )
     elif exc.retryable:
-        base.update(
-            status=Status.QUEUED,
+        base.move(
+            Status.SUBMITTING,
+            again,
             claimed_until=None,
+            claimed_by="",
             next_attempt_at=t + timedelta(seconds=_retry_delay(gen, exc)),
             wait_reason=f"CometAPI is busy ({exc.message[:80]}); retrying shortly",
             **release,
         )
         event(gen, "retrying", f"create will be retried: {exc}", level=logging.WARNING)
     else:
-        base.update(
-            status=Status.FAILED,
+        base.move(
+            Status.SUBMITTING,
+            Status.FAILED,
             claimed_until=None,
+            claimed_by="",
             finished_at=t,
             error_code=str(exc.code or exc.http_status or ""),
             error_message=member_message(exc),

@@ -12,7 +12,18 @@ from django.utils import timezone
 
 from ..access import ClipQuerySet, Visibility
 from .keys import ApiKey
-from .states import IN_FLIGHT, TERMINAL, RemoteStatus, Status
+from .states import (
+    CANCELLABLE,
+    IN_FLIGHT,
+    LIVE,
+    TERMINAL,
+    TO_READ,
+    TO_STORE,
+    IllegalTransition,
+    RemoteStatus,
+    Status,
+    check_move,
+)
 
 
 class ReviewState(models.TextChoices):
@@ -42,18 +53,21 @@ class GenerationQuerySet(ClipQuerySet):
     def team_gallery(self, user=None) -> "GenerationQuerySet":
         return self.filter(visibility=Visibility.TEAM, status=Status.SUCCEEDED).for_cards(user)
 
-    # The lifecycle's vocabulary (generations/lifecycle/): each filter it repeats, named once.
+    # The lifecycle's vocabulary (generations/lifecycle/): each filter it repeats, named once,
+    # each set derived from the table of states (models/states.py).
 
     def in_flight(self) -> "GenerationQuerySet":
         """Sent upstream and not finished here (a clip being stored included)."""
         return self.filter(status__in=IN_FLIGHT)
 
-    def live(self) -> "GenerationQuerySet":
-        """Rows CometAPI's answers may still move: being submitted or in flight, and not
-        finished upstream with a clip still being stored (nothing left to learn)."""
-        return self.filter(status__in=[Status.SUBMITTING, *IN_FLIGHT]).exclude(
-            remote_status=RemoteStatus.SUCCEED
-        )
+    def to_read(self) -> "GenerationQuerySet":
+        """In flight and not yet seen finished upstream: what our reads are for, and what a
+        push may make due."""
+        return self.filter(status__in=TO_READ)
+
+    def to_store(self) -> "GenerationQuerySet":
+        """Finished upstream, the clip not yet in our storage."""
+        return self.filter(status__in=TO_STORE)
 
     def due(self, t) -> "GenerationQuerySet":
         """Rows whose next step (a submit, a read, a download) is due at `t`."""
@@ -61,16 +75,28 @@ class GenerationQuerySet(ClipQuerySet):
 
     def unclaimed(self, t) -> "GenerationQuerySet":
         """Rows no worker holds a live claim on at `t` (a claim's holder keeps renewing it
-        while it works: generations/lifecycle/leases.py)."""
+        while it works: generations/lifecycle/claims.py)."""
         return self.filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=t))
 
-    def to_read(self) -> "GenerationQuerySet":
-        """In flight and not yet seen finished upstream: what our reads are for."""
-        return self.in_flight().exclude(remote_status=RemoteStatus.SUCCEED)
+    # Moves between states: the only way the status changes once a row exists.
 
-    def to_store(self) -> "GenerationQuerySet":
-        """Finished upstream, the clip not yet in our storage."""
-        return self.in_flight().filter(remote_status=RemoteStatus.SUCCEED)
+    def move(self, sources, target: str, **fields) -> int:
+        """Move the rows of this queryset that are in one of `sources` to `target` (one
+        conditional UPDATE), setting `fields` too; returns how many moved. Raises
+        IllegalTransition if the table (models/states.py) has no move from one of `sources`
+        to `target`, whether or not a row would have moved: a wrong move is a bug."""
+        sources = [sources] if isinstance(sources, str) else list(sources)
+        check_move(sources, target)
+        rows = self.filter(status__in=sources)
+        return models.QuerySet.update(rows, status=target, **fields)
+
+    def update(self, **fields) -> int:
+        if "status" in fields:
+            raise IllegalTransition(
+                "the status changes only through GenerationQuerySet.move(), which checks the "
+                "table of states"
+            )
+        return super().update(**fields)
 
 
 def new_external_task_id() -> str:
@@ -164,7 +190,7 @@ class Generation(models.Model):
             models.Index(
                 fields=["next_attempt_at"],
                 name="gen_due_work",
-                condition=Q(status__in=["queued", "submitting", "submitted", "processing"]),
+                condition=Q(status__in=[str(s) for s in LIVE]),
             ),
             # "My generations" newest first.
             models.Index(fields=["owner", "-created_at"], name="gen_owner_recent"),
@@ -241,7 +267,7 @@ class Generation(models.Model):
 
     @property
     def can_cancel(self) -> bool:
-        return self.status in (Status.QUEUED, *IN_FLIGHT)
+        return self.status in CANCELLABLE
 
     @property
     def elapsed(self) -> timedelta:

@@ -32,7 +32,7 @@ from ..galleries import clip
 from ..governance import budgets, costs
 from ..kling import CometAPIError, parse_callback
 from ..kling import capabilities as caps
-from ..models import IN_FLIGHT, TERMINAL, ApiKey, Generation, Status, Visibility
+from ..models import CANCELLABLE, TERMINAL, ApiKey, Generation, Status, Visibility
 from ..web import PAGE_SIZE, HtmxHttpRequest, next_url, redirect_next
 from . import forms
 from .forms import GenerationForm
@@ -378,6 +378,17 @@ TOO_LATE_TO_CANCEL = (
     "Too late to cancel: the job had just been sent to Kling, which charges for it. "
     "Its card can stop tracking it."
 )
+TOO_LATE_MADE = "Too late to cancel: Kling has already made this clip, and it is being saved."
+TOO_LATE_ENDED = "This job had already ended."
+
+
+def _too_late(gen: Generation) -> str:
+    """Why a cancel changed nothing, from the state the job is in now."""
+    if gen.status in (Status.STORING, Status.SUCCEEDED):
+        return TOO_LATE_MADE
+    if gen.status in TERMINAL:
+        return TOO_LATE_ENDED
+    return TOO_LATE_TO_CANCEL
 
 
 @require_POST
@@ -386,7 +397,8 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
     tracking, after a confirmation (hx-confirm with JavaScript, a small page without)."""
     gen = access.get_managed_clip_or_404(request.user, public_id)
     confirmed = request.POST.get("confirm") == "yes"
-    if gen.status in IN_FLIGHT and not confirmed:
+    # Past the queue a task may exist upstream and its charge stands: ask first.
+    if gen.status in CANCELLABLE and gen.status != Status.QUEUED and not confirmed:
         if request.htmx:  # the card was out of date: show it as it is now, with the warning
             return _render_live(request, gen)
         return render(
@@ -395,13 +407,13 @@ def generation_cancel(request: HtmxHttpRequest, public_id) -> HttpResponse:
             {"generation": gen, "next": next_url(request, reverse("studio"))},
         )
     cancelled = lifecycle.cancel(gen)
-    if not cancelled and not request.htmx:
-        messages.info(request, TOO_LATE_TO_CANCEL)
     gen.refresh_from_db()
+    if not cancelled and not request.htmx:
+        messages.info(request, _too_late(gen))
     if request.htmx:
         response = _render_live(request, gen)
         if not cancelled:  # a free key slot took the job first: say so, not just a new card
-            trigger_client_event(response, "notice", {"text": TOO_LATE_TO_CANCEL})
+            trigger_client_event(response, "notice", {"text": _too_late(gen)})
         # The line under Generate and the estimate's "won't fit" follow (studio.js).
         room = _budget_room(budgets.standing(request.user))
         trigger_client_event(response, "budgetChanged", room)

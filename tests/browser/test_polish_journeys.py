@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from generations.models import Generation, Status
 from tests.browser.test_gallery_journeys import log_in
 from tests.browser.test_studio_journeys import prices  # noqa: F401 (autouse: the seeded prices)
-from tests.factories import make_generation
+from tests.factories import make_generation, put
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,8 +27,11 @@ def test_a_clips_page_follows_its_job_to_the_end(page: Page, live_server, alice)
     expect(side.locator("dd").filter(has_text="Generating")).to_have_count(1)
 
     gen.video.save("clip.mp4", ContentFile(b"not really mp4"), save=False)
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Status.SUCCEEDED, finished_at=timezone.now(), video=gen.video.name
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        video=gen.video.name,
     )
     # Every panel moves on together, without a reload.
     expect(side.locator("dd").filter(has_text="Finished")).to_have_count(1, timeout=10_000)
