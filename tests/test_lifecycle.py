@@ -341,7 +341,7 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
     import subprocess
     from datetime import timedelta
 
-    from generations.lifecycle import leases
+    from generations.lifecycle import claims
     from generations.models import WorkerLease
 
     dead = subprocess.Popen(["true"])
@@ -349,7 +349,7 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
     WorkerLease.objects.create(
         name="pump",
         held_until=lifecycle.now() + timedelta(minutes=5),
-        holder=f"{leases.node_name()}:{dead.pid}:1",
+        holder=f"{claims.node_name()}:{dead.pid}:1",
     )
     try:
         assert lifecycle.take_lease("pump", timedelta(seconds=30))
@@ -362,38 +362,38 @@ def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
         # Held, the lease would be renewed by this process's heartbeat thread for the rest
         # of the run: in later tests without database access (RuntimeError in that thread),
         # and on PostgreSQL while the test database is dropped at the end.
-        leases.release_lease("pump")
+        claims.release_lease("pump")
 
 
 def test_a_live_process_on_this_machine_is_not_taken_for_dead(db):
     import os
 
-    from generations.lifecycle import leases
+    from generations.lifecycle import claims
 
-    parent = f"{leases.node_name()}:{os.getppid()}:"
+    parent = f"{claims.node_name()}:{os.getppid()}:"
     import psutil
 
     started = int(psutil.Process(os.getppid()).create_time() * 100)
-    assert not leases.is_dead_local(parent + str(started))
-    assert leases.is_dead_local(parent + str(started + 1))  # its pid, reused by another
-    assert not leases.is_dead_local("another-machine:1:1")
+    assert not claims.is_dead_local(parent + str(started))
+    assert claims.is_dead_local(parent + str(started + 1))  # its pid, reused by another
+    assert not claims.is_dead_local("another-machine:1:1")
 
 
 @pytest.mark.django_db(transaction=True)  # the heartbeat writes from its own thread
 def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice, settings):
     """A claim lasts CLAIM_TTL past its holder's last heartbeat: renewed while the step runs,
     however long, and free soon after the holder stops (a machine that died)."""
-    from generations.lifecycle import leases
+    from generations.lifecycle import claims
 
     settings.KLING_LIFECYCLE_SPEED = 10.0  # a 3 s claim (the floor), beats every second
     gen = queued(alice)
     t = lifecycle.now()
-    put(Generation.objects.filter(pk=gen.pk), status=Status.SUBMITTING, **leases.claim_fields(t))
-    with leases.holding(gen.pk):
+    put(Generation.objects.filter(pk=gen.pk), status=Status.SUBMITTING, **claims.claim_fields(t))
+    with claims.holding(gen.pk):
         time.sleep(4.5)  # longer than the claim: the heartbeat renews it
         gen.refresh_from_db()
         assert gen.claimed_until > lifecycle.now()
-        assert gen.claimed_by == leases.holder()
+        assert gen.claimed_by == claims.holder()
     time.sleep(3.5)  # no heartbeat now: as if the process had died
     gen.refresh_from_db()
     assert gen.claimed_until < lifecycle.now()
@@ -403,13 +403,13 @@ def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice,
 def test_another_holders_claim_is_not_renewed(db, alice, settings):
     from datetime import timedelta
 
-    from generations.lifecycle import leases
+    from generations.lifecycle import claims
 
     gen = queued(alice)
     until = lifecycle.now() + timedelta(seconds=5)
     Generation.objects.filter(pk=gen.pk).update(claimed_until=until, claimed_by="elsewhere:1:1")
-    with leases.holding(gen.pk):
-        leases.keeper.beat()
+    with claims.holding(gen.pk):
+        claims.keeper.beat()
     gen.refresh_from_db()
     assert gen.claimed_until == until
 

@@ -29,9 +29,9 @@ from .base import (
     now,
     scaled,
 )
+from .claims import pump_is_running, take_lease
 from .engine import run_engine
 from .keys import client_for, free_slots, key_secret, pick_key
-from .leases import pump_is_running, take_lease
 from .pump import dispatch, fair_queue, pump_pass, queue_positions
 from .remote import apply_remote, poll, poll_due, push_received
 from .store import store_clip, store_due

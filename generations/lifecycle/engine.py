@@ -24,7 +24,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from . import heartbeat
 from .base import PUMP_IDLE_SLEEP, PUMP_STANDBY_SLEEP, STORE_THREADS_DEFAULT
-from .leases import release_lease, take_lease
+from .claims import release_lease, take_lease
 from .pump import pump_pass
 from .store import StoreLoop
 

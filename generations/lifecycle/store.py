@@ -28,8 +28,8 @@ from .base import (
     scaled,
     speed,
 )
+from .claims import claim_fields, holding
 from .keys import download_client
-from .leases import claim_fields, holding
 
 log = logging.getLogger(__name__)
 

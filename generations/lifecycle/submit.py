@@ -25,8 +25,8 @@ from .base import (
     scaled,
     speed,
 )
+from .claims import claim_fields, holding
 from .keys import SecretUnreadable, client_for, key_of, mark_key_unhealthy, pick_key
-from .leases import claim_fields, holding
 from .remote import apply_remote
 
 log = logging.getLogger(__name__)
