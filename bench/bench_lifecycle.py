@@ -163,11 +163,10 @@ def start_web_server() -> tuple[WSGIServer, str]:
 def reset_database() -> None:
     from django_q.models import OrmQ, Schedule, Task
 
-    from generations.models import ApiKey, Generation, WorkerLease
+    from generations.models import ApiKey, Generation
 
     Generation.objects.all().delete()
     ApiKey.objects.all().delete()
-    WorkerLease.objects.all().delete()
     OrmQ.objects.all().delete()
     Task.objects.all().delete()
     Schedule.objects.all().delete()

@@ -1,9 +1,9 @@
 """Start-up of the engine in every worker process of the cluster.
 
-Every worker process that spawns starts the engine (lifecycle.run_engine) in a thread: the
-"pump" lease makes one engine of the fleet the pump (reads and dispatch) and every engine
-stores finished clips (generations/lifecycle/engine.py). So jobs in flight when the cluster
-stopped (or was killed) move at once, without waiting for django-q2's scheduler.
+Every worker process that spawns starts the engine (lifecycle.run_engine) in a thread:
+every engine reads, dispatches and stores, sharing the rows through claims
+(generations/lifecycle/engine.py). So jobs in flight when the cluster stopped (or was
+killed) move at once, without waiting for django-q2's scheduler.
 """
 
 import logging
@@ -30,8 +30,8 @@ def start_engine(sender, proc_name: str, **kwargs) -> None:
     stop = threading.Event()
     # A worker's task loop ends when django-q2 recycles it (every `recycle` tasks) or the
     # cluster stops. multiprocessing then runs the finalizer below and joins non-daemon
-    # threads, so the engine finishes the pass and the downloads it is in, hands its lease
-    # over and exits: no row it had claimed waits for its claim to run out. Only SIGKILL or a
+    # threads, so the engine finishes the pass and the downloads it is in and exits: no
+    # row it had claimed waits for its claim to run out. Only SIGKILL or a
     # task timeout ends it mid-step; the claims run out then. Outside a worker process
     # (nothing would set `stop` before the interpreter joins its threads) it is a daemon.
     in_worker = multiprocessing.parent_process() is not None

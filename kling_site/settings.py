@@ -237,7 +237,7 @@ else:
 # Clips each worker process downloads at once (generations/lifecycle/engine.py); 0: the
 # default (lifecycle.base.STORE_THREADS_DEFAULT).
 KLING_STORE_THREADS = env_int("KLING_STORE_THREADS", 0)
-# Divides the lifecycle's leases, backoffs and poll delays (generations/lifecycle/base.py). 1 in
+# Divides the lifecycle's claims, backoffs and poll delays (generations/lifecycle/base.py). 1 in
 # production; the fault tests run a 20x simulator and raise it alike, so a killed worker's
 # claims run out in seconds rather than minutes.
 KLING_LIFECYCLE_SPEED = float(env_str("KLING_LIFECYCLE_SPEED", "1") or 1)

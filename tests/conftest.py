@@ -35,6 +35,16 @@ def alice_client(client, alice):
 
 
 @pytest.fixture
+def clock():
+    """The lifecycle's clock (lifecycle.base.clock), moved forward by a test instead of a
+    sleep, and put back after it."""
+    from generations.lifecycle.base import clock
+
+    yield clock
+    clock.reset()
+
+
+@pytest.fixture
 def simulator():
     """The bundled CometAPI simulator, fast, in this process."""
     with Simulator(speed=20.0, seed=7) as sim:

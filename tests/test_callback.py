@@ -16,7 +16,7 @@ from generations import lifecycle
 from generations.kling import parse_callback
 from generations.models import Generation, Status
 from kling_site.logs import RedactCallbackTokens
-from tests.factories import drive, make_generation, put
+from tests.factories import drive, make_generation, put, read_now
 
 pytestmark = pytest.mark.django_db
 
@@ -70,13 +70,13 @@ def test_an_enveloped_push_is_accepted(client, in_flight):
     assert in_flight.last_push_at is not None
 
 
-def test_a_forged_far_future_push_cannot_stall_the_job(client, in_flight):
+def test_a_forged_far_future_push_cannot_stall_the_job(client, in_flight, cometapi):
     """Issue 8, finding 1: a forged "processing" dated in the year 2286 used to be stored,
     after which every real read looked older and the job never ended."""
     forged = {"task_status": "processing", "updated_at": 9999999999999}
     push(client, in_flight, forged)
     assert push(client, in_flight, {"task_id": in_flight.task_id, **forged}).status_code == 200
-    gen = drive(in_flight, timeout=20)
+    gen = drive(in_flight, cometapi)
     assert gen.status == Status.SUCCEEDED, gen.error_message
     assert gen.video.name.endswith(".mp4") and gen.video.size > 1000
     assert gen.remote_updated_at_ms < 9999999999999
@@ -91,7 +91,7 @@ def test_our_own_terminal_read_wins_over_any_earlier_timestamp(cometapi, in_flig
         remote_status="processing",
         remote_updated_at_ms=9999999999999,
     )
-    gen = drive(in_flight, timeout=20)
+    gen = drive(in_flight, cometapi)
     assert gen.status == Status.SUCCEEDED, gen.error_message
 
 
@@ -178,21 +178,21 @@ def test_after_a_push_reads_wait_and_then_only_reconcile(client, with_callbacks)
     push(client, gen, task(gen, "processing", 2 * 10**12))
     assert due_in(gen) <= 0  # the push's confirming read, at once
     assert gen.last_push_at is not None
-    lifecycle.poll(gen.pk)  # that read: the task is still running
+    read_now(gen)  # that read: the task is still running
     quiet = seconds(lifecycle.PUSH_QUIET)
     assert quiet - 2 < due_in(gen) <= quiet
     # Five quiet minutes later (no push since), reads reconcile every minute or two.
     Generation.objects.filter(pk=gen.pk).update(
         last_push_at=lifecycle.now() - lifecycle.scaled(lifecycle.PUSH_QUIET)
     )
-    lifecycle.poll(gen.pk)
+    read_now(gen)
     minute = seconds(lifecycle.RECONCILE_SCHEDULE[-1])
     assert seconds(lifecycle.RECONCILE_SCHEDULE[0]) - 2 < due_in(gen) <= minute
 
 
 def test_without_pushes_the_task_is_polled(with_callbacks):
     gen = with_callbacks
-    lifecycle.poll(gen.pk)  # the first read, and no push has come
+    read_now(gen)  # the first read, and no push has come
     step = seconds(lifecycle.POLL_SCHEDULE[0])
     assert step - 2 < due_in(gen) <= step
     assert gen.last_push_at is None

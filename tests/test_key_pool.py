@@ -68,8 +68,8 @@ def test_rotation_moves_new_creates_at_once_and_lets_old_tasks_finish(pool, simu
 
     # The simulator shows a task only to the secret that created it: the old job still
     # finishes, read and downloaded with the old secret.
-    assert drive(before).status == Status.SUCCEEDED
-    assert drive(after).status == Status.SUCCEEDED
+    assert drive(before, simulator).status == Status.SUCCEEDED
+    assert drive(after, simulator).status == Status.SUCCEEDED
     assert keypool.forget_retired_secrets() == 1
     assert not RetiredSecret.objects.exists()
 
@@ -148,16 +148,16 @@ def test_admin_rotates_by_pasting_a_new_secret(pool, root_client, alice):
 # -- disabled keys
 
 
-def test_a_disabled_key_takes_no_new_jobs_and_finishes_its_own(pool, alice):
+def test_a_disabled_key_takes_no_new_jobs_and_finishes_its_own(pool, alice, simulator):
     running = submitted(alice)
     keypool.set_active([pool], False)
     waiting = make_generation(alice)
     lifecycle.submit(waiting.pk)
     waiting.refresh_from_db()
     assert waiting.status == Status.QUEUED and "no working CometAPI key" in waiting.wait_reason
-    assert drive(running).status == Status.SUCCEEDED
+    assert drive(running, simulator).status == Status.SUCCEEDED
     keypool.set_active([pool], True)
-    assert drive(waiting).status == Status.SUCCEEDED
+    assert drive(waiting, simulator).status == Status.SUCCEEDED
 
 
 def test_a_disabled_key_still_looks_up_a_create_it_may_have_made(pool, simulator, alice):
@@ -298,11 +298,11 @@ def test_no_admin_page_or_history_entry_shows_the_secret(pool, root_client):
         assert OLD not in json.dumps(event.details) and NEW not in json.dumps(event.details)
 
 
-def test_no_log_line_holds_the_secret(pool, alice, caplog, settings):
+def test_no_log_line_holds_the_secret(pool, alice, caplog, settings, simulator):
     caplog.set_level(logging.DEBUG)
     gen = submitted(alice)
     keypool.rotate(pool, NEW)
-    drive(gen)
+    drive(gen, simulator)
     bad = ApiKey.objects.create(name="bad", secret="sk-expired-dddddddd4444", is_healthy=False)
     keypool.probe(bad)
     gen2 = make_generation(alice)
@@ -353,11 +353,11 @@ def test_no_task_row_holds_the_secret(pool, alice, settings):
         assert OLD not in json.dumps(row.task, default=str)
 
 
-def test_no_cache_entry_holds_the_secret(pool, root_client, alice):
+def test_no_cache_entry_holds_the_secret(pool, root_client, alice, simulator):
     cache.clear()
     gen = submitted(alice)
     keypool.rotate(pool, NEW)
-    drive(gen)
+    drive(gen, simulator)
     root_client.get("/admin/generations/apikey/")
     root_client.get("/")
     store = getattr(cache, "_cache", {})

@@ -1,6 +1,5 @@
 """The lifecycle against the bundled simulator (a real HTTP server), steps called directly."""
 
-import time
 
 import pytest
 
@@ -8,7 +7,7 @@ from generations import lifecycle
 from generations.kling import CometAPIClient, RemoteTask
 from generations.lifecycle import archive, engine
 from generations.models import ApiKey, Generation, Status
-from tests.factories import drive, make_generation, put
+from tests.factories import drive, make_generation, put, read_now, store_finished
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def test_it_submits_polls_and_stores_the_clip(cometapi, alice):
     assert gen.status == Status.SUBMITTED and gen.task_id
     assert cometapi.create_count(gen.external_task_id) == 1
 
-    gen = drive(gen)
+    gen = drive(gen, cometapi)
     assert gen.status == Status.SUCCEEDED, gen.error_message
     assert gen.video.name.endswith(".mp4") and gen.video.size > 1000
     assert gen.poster.name.endswith(".jpg") and gen.poster.size > 100
@@ -68,7 +67,7 @@ def test_a_policy_refusal_fails_with_a_clear_message(cometapi, alice):
 def test_a_failed_task_keeps_klings_reason(cometapi, alice):
     gen = queued(alice, prompt="[fail] a fox")
     lifecycle.submit(gen.pk)
-    gen = drive(gen)
+    gen = drive(gen, cometapi)
     assert gen.status == Status.FAILED
     assert "moderation" in gen.error_message
 
@@ -76,7 +75,7 @@ def test_a_failed_task_keeps_klings_reason(cometapi, alice):
 def test_an_expired_result_url_fails_with_that_reason(cometapi, alice):
     gen = queued(alice, prompt="[expire] a fox")
     lifecycle.submit(gen.pk)
-    gen = drive(gen)
+    gen = drive(gen, cometapi)
     assert gen.status == Status.FAILED
     assert "expired" in gen.error_message
 
@@ -172,7 +171,8 @@ def test_one_members_batch_does_not_starve_anothers_single_job(cometapi, alice, 
     ApiKey.objects.filter(pk=api_key.pk).update(concurrency_limit=2)
     batch = [queued(alice, prompt=f"[slow] batch {i}") for i in range(50)]
     single = queued(bob, prompt="[slow] just one")
-    positions = lifecycle.queue_positions()
+    order = lifecycle.fair_queue().values_list("pk", flat=True)
+    positions = {pk: place for place, pk in enumerate(order, start=1)}
     assert positions[batch[0].pk] == 1 and positions[single.pk] == 2
     assert positions[batch[1].pk] == 3
 
@@ -270,12 +270,10 @@ def test_a_task_that_ends_on_its_last_read_is_not_lost(cometapi, alice):
     gen = queued(alice)
     lifecycle.submit(gen.pk)
     gen.refresh_from_db()
-    wait = time.monotonic() + 5
-    while cometapi.tasks()[0]["task_status"] != "succeed" and time.monotonic() < wait:
-        time.sleep(0.05)
+    cometapi.advance(15)  # past the simulator's 12 s clip
+    assert cometapi.tasks()[0]["task_status"] == "succeed"
     _in_flight_since(gen, 71)
-    lifecycle.poll(gen.pk)
-    gen.refresh_from_db()
+    read_now(gen)
     assert gen.status == Status.SUCCEEDED
 
 
@@ -337,64 +335,88 @@ def test_an_archive_that_breaks_unexpectedly_gives_its_claim_back(cometapi, alic
 # -- the engine: leases, claims and their heartbeat
 
 
-def test_the_pump_takes_over_a_lease_left_by_a_killed_process(db):
-    import subprocess
-    from datetime import timedelta
+def test_a_claimed_row_is_not_claimed_again_until_released(cometapi, alice):
+    """Every engine reads: what one claimed, another passes over."""
+    from generations.lifecycle import claims
+
+    gens = [queued(alice, prompt=f"[slow] {i}") for i in range(3)]
+    for gen in gens:
+        lifecycle.submit(gen.pk)
+    Generation.objects.update(next_attempt_at=lifecycle.now())
+    to_read = Generation.objects.to_read()
+    first = claims.claim_due(to_read, 2)
+    assert len(first) == 2
+    second = claims.claim_due(to_read, 10)
+    assert second == [gen.pk for gen in gens if gen.pk not in first]
+    assert claims.claim_due(to_read, 10) == []
+    claims.release(first)
+    assert sorted(claims.claim_due(to_read, 10)) == sorted(first)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_engines_claiming_at_once_share_the_rows_without_overlap(alice, api_key):
+    """Eight threads (engines) claim from 200 due rows at once: every row is taken by
+    exactly one of them (on PostgreSQL through FOR UPDATE SKIP LOCKED)."""
+    import threading
+
+    from django.db import connection
 
     from generations.lifecycle import claims
-    from generations.models import WorkerLease
 
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    WorkerLease.objects.create(
-        name="pump",
-        held_until=lifecycle.now() + timedelta(minutes=5),
-        holder=f"{claims.node_name()}:{dead.pid}:1",
+    Generation.objects.bulk_create(
+        Generation(
+            owner=alice,
+            prompt=f"row {i}",
+            model_name="kling-v1",
+            duration="5",
+            aspect_ratio="16:9",
+            status=Status.PROCESSING,
+            api_key=api_key,
+            task_id=f"t-{i}",
+        )
+        for i in range(200)
     )
-    try:
-        assert lifecycle.take_lease("pump", timedelta(seconds=30))
-        # A live holder on another machine keeps it until its lease runs out.
-        WorkerLease.objects.filter(name="pump").update(holder="elsewhere:1:1")
-        assert not lifecycle.take_lease("pump", timedelta(seconds=30))
-        WorkerLease.objects.filter(name="pump").update(held_until=lifecycle.now())
-        assert lifecycle.take_lease("pump", timedelta(seconds=30))
-    finally:
-        # Held, the lease would be renewed by this process's heartbeat thread for the rest
-        # of the run: in later tests without database access (RuntimeError in that thread),
-        # and on PostgreSQL while the test database is dropped at the end.
-        claims.release_lease("pump")
+    taken: list[list[int]] = []
+    start = threading.Barrier(8)
+
+    def engine() -> None:
+        try:
+            start.wait(timeout=10)
+            mine: list[int] = []
+            while batch := claims.claim_due(Generation.objects.to_read(), 7):
+                mine += batch
+            taken.append(mine)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=engine) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    every = [pk for mine in taken for pk in mine]
+    assert len(taken) == 8
+    assert len(every) == len(set(every)) == 200
 
 
-def test_a_live_process_on_this_machine_is_not_taken_for_dead(db):
-    import os
-
-    from generations.lifecycle import claims
-
-    parent = f"{claims.node_name()}:{os.getppid()}:"
-    import psutil
-
-    started = int(psutil.Process(os.getppid()).create_time() * 100)
-    assert not claims.is_dead_local(parent + str(started))
-    assert claims.is_dead_local(parent + str(started + 1))  # its pid, reused by another
-    assert not claims.is_dead_local("another-machine:1:1")
-
-
-@pytest.mark.django_db(transaction=True)  # the heartbeat writes from its own thread
-def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice, settings):
+def test_claims_are_kept_alive_while_their_holder_works_and_run_out_after(alice, clock):
     """A claim lasts CLAIM_TTL past its holder's last heartbeat: renewed while the step runs,
     however long, and free soon after the holder stops (a machine that died)."""
     from generations.lifecycle import claims
 
-    settings.KLING_LIFECYCLE_SPEED = 10.0  # a 3 s claim (the floor), beats every second
     gen = queued(alice)
-    t = lifecycle.now()
-    put(Generation.objects.filter(pk=gen.pk), status=Status.SUBMITTING, **claims.claim_fields(t))
+    put(
+        Generation.objects.filter(pk=gen.pk),
+        status=Status.SUBMITTING,
+        **claims.claim_fields(lifecycle.now()),
+    )
     with claims.holding(gen.pk):
-        time.sleep(4.5)  # longer than the claim: the heartbeat renews it
+        clock.advance(lifecycle.CLAIM_TTL * 1.5)  # longer than the claim...
+        claims.keeper.beat()  # ...and the heartbeat renews it
         gen.refresh_from_db()
         assert gen.claimed_until > lifecycle.now()
         assert gen.claimed_by == claims.holder()
-    time.sleep(3.5)  # no heartbeat now: as if the process had died
+    clock.advance(lifecycle.CLAIM_TTL * 1.5)  # no heartbeat now: as if the process had died
     gen.refresh_from_db()
     assert gen.claimed_until < lifecycle.now()
     assert Generation.objects.filter(pk=gen.pk).unclaimed(lifecycle.now()).exists()
@@ -454,7 +476,7 @@ def test_a_clip_held_by_a_live_claim_is_not_stored_twice(cometapi, alice):
         claimed_until=lifecycle.now() + timedelta(seconds=20),
     )
     assert not lifecycle.store_clip(gen.pk)
-    assert lifecycle.store_due() == 0
+    assert store_finished() == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -477,15 +499,22 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
             remote_status="succeed",
             remote_video_url=cometapi.base_url + f"/media/{gen.task_id}.mp4",
         )
-    at_once, peak, lock = 0, 0, threading.Lock()
+    at_once, peak, started, lock = 0, 0, 0, threading.Lock()
+    enough, all_started = threading.Event(), threading.Event()
     real_download = CometAPIClient.download
 
     def slow_download(self, *args, **kwargs):
-        nonlocal at_once, peak
+        # Each download is held until six run at once (or 10 s pass, and peak tells).
+        nonlocal at_once, peak, started
         with lock:
             at_once += 1
+            started += 1
             peak = max(peak, at_once)
-        time.sleep(1.0)
+            if peak >= 6:
+                enough.set()
+            if started == 8:
+                all_started.set()
+        enough.wait(timeout=10)
         try:
             return real_download(self, *args, **kwargs)
         finally:
@@ -506,13 +535,9 @@ def test_the_store_loop_stores_clips_concurrently(cometapi, alice, monkeypatch):
     loop = threading.Thread(target=run_loop)
     loop.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if Generation.objects.filter(status=Status.SUCCEEDED).count() == 8:
-                break
-            time.sleep(0.1)
+        all_started.wait(timeout=30)
     finally:
-        stop.set()
+        stop.set()  # the downloads under way finish, then the loop returns
         loop.join(timeout=30)
     assert Generation.objects.filter(status=Status.SUCCEEDED).count() == 8
     assert peak >= 6, f"only {peak} downloads ran at once"
@@ -524,24 +549,29 @@ def test_a_worker_that_ends_lets_its_engine_finish_its_work(monkeypatch, tmp_pat
     the engine in it must end its pass (a create, a download) rather than die in it and
     leave the row claimed until its claim runs out."""
     import multiprocessing
+    import threading
+    from multiprocessing.util import Finalize
 
     from django.db import connection
 
     from generations import signals
-    from generations.models import WorkerLease
+    from generations.models import ClusterHeartbeat
 
-    started, finished = tmp_path / "started", tmp_path / "finished"
+    finished = tmp_path / "finished"
+    # Both used in the child only (the fork copies them): its pass has begun; it is exiting.
+    started, exiting = threading.Event(), threading.Event()
 
     def slow_pass() -> int:
-        started.touch()
-        time.sleep(1.0)
+        started.set()
+        exiting.wait(timeout=10)  # a pass still under way when the worker begins to exit
         finished.touch()
         return 1
 
     def worker() -> None:  # what a django-q2 worker does: post_spawn, tasks, return
         signals.start_engine(sender="django_q", proc_name="Process-test")
-        while not started.exists():
-            time.sleep(0.01)
+        started.wait(timeout=10)
+        # Runs as the process exits, before the engine is told to stop (priority 10).
+        Finalize(None, exiting.set, exitpriority=20)
 
     monkeypatch.setattr(engine, "pump_pass", slow_pass)
     connection.close()  # the child must not share this process's connection
@@ -550,9 +580,8 @@ def test_a_worker_that_ends_lets_its_engine_finish_its_work(monkeypatch, tmp_pat
     child.join(timeout=30)
     assert child.exitcode == 0
     assert finished.exists(), "the worker exited in the middle of the pump's pass"
-    # The child held the pump's lease and handed it back on its way out.
-    assert WorkerLease.objects.get(name="pump").holder.split(":")[1] == str(child.pid)
-    assert not lifecycle.pump_is_running()
+    # The engine's process said that its cluster lives (its one heartbeat).
+    assert ClusterHeartbeat.objects.get().pid == child.pid
 
 
 def test_the_pump_schedule_is_gone(db):

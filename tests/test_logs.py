@@ -72,8 +72,8 @@ def test_a_whole_lifecycle_logs_each_event_and_no_secret(
     assert response.status_code == 200
     cancelled.refresh_from_db()
     assert lifecycle.cancel(cancelled)
-    assert drive(fine, timeout=20).status == Status.SUCCEEDED
-    assert drive(failing, timeout=20).status == Status.FAILED
+    assert drive(fine, cometapi).status == Status.SUCCEEDED
+    assert drive(failing, cometapi).status == Status.FAILED
 
     text = caplog.text + "\n".join(json_lines.lines)
     secrets = [api_key.secret, api_key.secret[3:]] + [

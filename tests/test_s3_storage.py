@@ -135,7 +135,7 @@ def test_settings_choose_s3_from_the_environment_alone(tmp_path):
 def test_the_lifecycle_stores_a_finished_clip_in_the_bucket(bucket, cometapi, alice):
     gen = make_generation(alice)
     lifecycle.submit(gen.pk)
-    gen = drive(Generation.objects.get(pk=gen.pk))
+    gen = drive(Generation.objects.get(pk=gen.pk), cometapi)
     assert gen.status == Status.SUCCEEDED, gen.error_message
     stored = keys(bucket)
     assert gen.video.name in stored and gen.poster.name in stored

@@ -13,9 +13,10 @@ storing, then succeeded, failed or cancelled) and docs/architecture.md's drawing
 
 One module per job: `base` (durations, clock, events), `keys` (which key, its client),
 `submit` (create, queue, cancel, submit), `remote` (pushes, reads, applying remote state),
-`store` (download and poster), `leases` (the pump's lease, row claims, the heartbeat),
-`pump` (dispatch and reads) and `engine` (what every worker process runs). This package
-re-exports what the rest of the app calls.
+`store` (download and poster), `claims` (the one kind of claim, and the process's one
+heartbeat), `heartbeat` (the cluster's row /healthz reads), `pump` (dispatch and reads) and
+`engine` (what every worker process runs). This package re-exports what the rest of the app
+calls.
 """
 
 from .base import (
@@ -29,12 +30,11 @@ from .base import (
     now,
     scaled,
 )
-from .claims import pump_is_running, take_lease
 from .engine import run_engine
 from .keys import client_for, free_slots, key_secret, pick_key
-from .pump import dispatch, fair_queue, pump_pass, queue_positions
-from .remote import apply_remote, poll, poll_due, push_received
-from .store import store_clip, store_due
+from .pump import dispatch, fair_queue, pump_pass
+from .remote import apply_remote, poll_due, push_received
+from .store import due_clips, store_clip
 from .submit import callback_url, cancel, create_generation, create_generations, submit
 
 __all__ = [
@@ -57,16 +57,12 @@ __all__ = [
     "next_read_delay",
     "now",
     "pick_key",
-    "poll",
     "poll_due",
-    "pump_is_running",
     "pump_pass",
     "push_received",
-    "queue_positions",
     "run_engine",
     "scaled",
     "store_clip",
-    "store_due",
+    "due_clips",
     "submit",
-    "take_lease",
 ]

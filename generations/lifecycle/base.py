@@ -21,12 +21,12 @@ log = logging.getLogger(__name__)
 # Durations below are in seconds of real time and divided by settings.KLING_LIFECYCLE_SPEED
 # (1 in production; the fault tests run a 20x simulator and shrink them alike).
 
-# A claim on a row (a submit, a download) and the pump's lease last this long past their
-# holder's last heartbeat (leases.Keeper, every third of it). A holder that works longer (a
-# 200 MB download, a create that waits 30 s for its answer) keeps renewing; one that dies
-# (SIGKILL, a machine gone) loses them within this, and another worker resumes its work well
-# inside a minute. Redoing a step is safe: a re-driven submit looks its task up by
-# external_task_id before creating, and a clip is stored by one conditional UPDATE.
+# A claim on a row (a submit, a read, a download) lasts this long past its holder's last
+# heartbeat (claims.Keeper, every third of it). A holder that works longer (a 200 MB
+# download, a create that waits 30 s for its answer) keeps renewing; one that dies (SIGKILL,
+# a machine gone) loses them within this, and another engine resumes its work well inside a
+# minute. Redoing a step is safe: a re-driven submit looks its task up by external_task_id
+# before creating, and a clip is stored by one conditional UPDATE.
 CLAIM_TTL = 30.0
 # Kling's long tail runs past 10 minutes; ComfyUI needed about 68. Past this a task is read
 # once more and then called lost.
@@ -66,7 +66,7 @@ OUTAGE_BACKOFF = (4.0, 300.0)
 POLL_CONCURRENCY = 8  # parallel reads per pass: bounded so a backlog can't open 500 sockets
 POLL_BATCH = 200  # rows read per pass
 PUMP_IDLE_SLEEP = 0.5  # between passes that found nothing due: the poll/dispatch latency
-PUMP_STANDBY_SLEEP = 2.0  # an engine without the pump's lease looks again this often
+PUMP_ERROR_SLEEP = 2.0  # after a pass that failed (the database away, say)
 # Work done per pass before the pump looks at everything else again, so a burst of 500 new
 # jobs can't hold up polling.
 DISPATCH_PER_PASS = 50
@@ -83,8 +83,29 @@ RANK = {
 }
 
 
+class Clock:
+    """The lifecycle's clock: Django's `timezone.now()`, which a test moves forward
+    (`clock.advance(seconds)`) instead of sleeping. Every step reads the time through
+    `now()`, so claims, backoffs, read schedules and the lost rule all move with it."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return timezone.now() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+    def reset(self) -> None:
+        self.offset = timedelta()
+
+
+clock = Clock()
+
+
 def now() -> datetime:
-    return timezone.now()
+    return clock.now()
 
 
 # One line per lifecycle event, on its own logger so operators can route or silence it. It

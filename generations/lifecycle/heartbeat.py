@@ -1,13 +1,12 @@
-"""The cluster's heartbeat: each machine's cluster says it is alive, /healthz reads it.
+"""The cluster's heartbeat row: each machine's cluster says it is alive, /healthz reads it.
 
-The engine of every cluster worker calls beat() on each turn of its pump loop (lifecycle's
-engine.run_pump), leaseholder or standby alike, so a beat means "a worker on this host is
-running and reaches the database". One row per cluster and host: a restart reuses it.
+Written by the one heartbeat of every worker process that runs the engine (claims.Keeper,
+every BEAT_EVERY seconds), so a fresh row means "a worker on this host is running and
+reaches the database". One row per cluster and host: a restart reuses it.
 """
 
 import os
 import socket
-import time
 from datetime import datetime
 
 from django.conf import settings
@@ -16,24 +15,16 @@ from django.utils import timezone
 
 from ..models import ClusterHeartbeat
 
-# Every worker of every cluster beats: at most this often per process keeps it one small
-# UPDATE every 10 s per worker, however fast the pump turns.
+# Every worker of every cluster beats: one small UPDATE every 10 s per worker.
 BEAT_EVERY = 10.0
-
-_last_beat = 0.0
 
 
 def cluster_name() -> str:
     return settings.Q_CLUSTER.get("name", "default")
 
 
-def beat(*, force: bool = False) -> bool:
-    """Record that this process's cluster is alive; throttled to once per BEAT_EVERY
-    seconds per process. Returns True if it wrote."""
-    global _last_beat
-    if not force and time.monotonic() - _last_beat < BEAT_EVERY:
-        return False
-    _last_beat = time.monotonic()
+def record() -> None:
+    """Record that this process's cluster is alive, now."""
     key = {"cluster": cluster_name(), "host": socket.gethostname()[:255]}
     values = {"pid": os.getpid(), "seen_at": timezone.now()}
     if not ClusterHeartbeat.objects.filter(**key).update(**values):
@@ -42,7 +33,6 @@ def beat(*, force: bool = False) -> bool:
                 ClusterHeartbeat.objects.create(**key, **values)
         except IntegrityError:  # another worker on this host created it first
             ClusterHeartbeat.objects.filter(**key).update(**values)
-    return True
 
 
 def latest() -> datetime | None:

@@ -1,5 +1,6 @@
 """The pump: dispatch of queued jobs (fairly, within each key's slots) and reads of tasks in
-flight. One engine of the fleet runs it at a time (the "pump" lease, see engine.py)."""
+flight. Every engine of the fleet runs it; claims on the rows keep two engines off one job
+(a submit claims its row in claim_for_submit, reads in remote.poll_due)."""
 
 import logging
 
@@ -30,11 +31,6 @@ def fair_queue() -> QuerySet:
         )
         .order_by("turn", "created_at", "id")
     )
-
-
-def queue_positions() -> dict[int, int]:
-    """Position (1 = next) of every queued job: one query, for the cards."""
-    return {pk: i for i, pk in enumerate(fair_queue().values_list("pk", flat=True), start=1)}
 
 
 def dispatch(limit: int | None = None) -> int:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import F, Q
 
 from ..kling import CometAPIClient, CometAPIError, KeyRejected, RemoteTask, TaskNotFound
-from ..models import TO_READ, TO_STORE, ApiKey, Generation, RemoteStatus, Status
+from ..models import TO_READ, ApiKey, Generation, RemoteStatus, Status
 from .base import (
     LOST_AFTER,
     LOST_GRACE,
@@ -24,8 +24,9 @@ from .base import (
     now,
     scaled,
 )
+from .claims import claim_due, holding, release
 from .keys import SecretUnreadable, key_of, mark_key_unhealthy, secret_or_error
-from .store import clip_finished, store_clip
+from .store import clip_finished
 
 log = logging.getLogger(__name__)
 
@@ -135,21 +136,10 @@ def apply_remote(gen: Generation, remote: RemoteTask) -> bool:
     return bool(changed)
 
 
-def poll(gen_id: int) -> None:
-    """Read one in-flight task, apply what CometAPI says, and if it has finished, store the
-    clip here and now."""
-    gen = Generation.objects.filter(pk=gen_id).first()
-    if gen is None or gen.status not in TO_READ + TO_STORE:
-        return
-    if gen.status in TO_READ:
-        _schedule_next_polls([gen])
-        _apply_read(gen, _read(gen, secret_or_error(key_of(gen), gen.key_version)))
-    store_clip(gen_id)  # claims nothing unless the task succeeded
-
-
 def _schedule_next_polls(gens: list[Generation]) -> None:
-    # Pushed out before reading: a crash mid-read delays the row, it doesn't lose it. One
-    # UPDATE per schedule step rather than per row.
+    # Pushed out before reading, so a push that arrives during the read (and makes the row
+    # due at once) is not overwritten afterwards. One UPDATE per schedule step rather than
+    # per row.
     t = now()
     by_delay: dict[timedelta, list[int]] = {}
     for gen in gens:
@@ -206,12 +196,20 @@ def _apply_read(gen: Generation, result: RemoteTask | CometAPIError) -> None:
 
 
 def poll_due(limit: int = POLL_BATCH) -> int:
-    """One pass over the in-flight rows whose read is due: reads run concurrently (bounded),
+    """One pass over the in-flight rows whose read is due, claimed first (claims.py), so
+    engines reading at once never read one task twice. Reads run concurrently (bounded),
     database writes stay on this thread. Clips found finished are stored by the engines'
     store loops."""
-    due = list(Generation.objects.to_read().due(now()).order_by("next_attempt_at")[:limit])
-    if not due:
+    ids = claim_due(Generation.objects.to_read(), limit)
+    if not ids:
         return 0
+    with holding(*ids):
+        _read_claimed(list(Generation.objects.filter(pk__in=ids).order_by("next_attempt_at")))
+    release(ids)
+    return len(ids)
+
+
+def _read_claimed(due: list[Generation]) -> None:
     _schedule_next_polls(due)
     # Each secret (a key's current one, or a rotated-out one its old tasks still need) is
     # decrypted once per pass, here: one that can't be is marked unhealthy and only its own
@@ -229,4 +227,3 @@ def poll_due(limit: int = POLL_BATCH) -> int:
         )
     for gen, result in zip(due, results, strict=True):
         _apply_read(gen, result)
-    return len(due)

@@ -139,12 +139,6 @@ def due_clips(limit: int) -> list[int]:
     )
 
 
-def store_due(limit: int = 50) -> int:
-    """Store due clips one after another in this thread (what tests and `drive` use; the
-    engine stores concurrently with StoreLoop). Returns how many were stored or tried."""
-    return sum(store_clip(gen_id) for gen_id in due_clips(limit))
-
-
 class StoreLoop:
     """One worker process's share of storing clips: a pool of `threads` downloads, fed by
     this loop with whatever finished clips it can claim. Every worker process of every

@@ -1,7 +1,7 @@
 """The app's models, one module per domain; everything is importable from here, as
 before the split (migrations name `generations.models.new_external_task_id`)."""
 
-from .coordination import ClusterHeartbeat, DownloadSlot, WorkerLease
+from .coordination import ClusterHeartbeat, DownloadSlot
 from .generation import (
     Favourite,
     Generation,
@@ -89,7 +89,6 @@ __all__ = [
     "TeamLimits",
     "Verb",
     "Visibility",
-    "WorkerLease",
     "new_callback_token",
     "new_external_task_id",
     "mask_secret",

@@ -1,22 +1,11 @@
-"""Rows the running processes coordinate through: the pump's lease, each cluster's
-heartbeat, and members' zip download slots.
+"""Rows the running processes coordinate through (besides the claims on generations): each
+cluster's heartbeat, and members' zip download slots.
 """
 
 import uuid
 
 from django.conf import settings
 from django.db import models
-
-
-class WorkerLease(models.Model):
-    """A named lease so one worker at a time runs a singleton loop (the pump)."""
-
-    name = models.CharField(max_length=40, primary_key=True)
-    held_until = models.DateTimeField()
-    holder = models.CharField(max_length=64, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} until {self.held_until:%H:%M:%S}"
 
 
 class ClusterHeartbeat(models.Model):

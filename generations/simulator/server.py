@@ -135,10 +135,6 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _format_units(units: float) -> str:
     return f"{units:g}"  # "1", "3.5", "20": Kling sends a plain decimal string
 
@@ -529,6 +525,9 @@ class Simulator:
         self._id_rng = random.Random(None if seed is None else seed + 1)
         self._timing_rng = random.Random(None if seed is None else seed + 2)
 
+        # Seconds the clock has been moved forward (advance()): added to the real clock, so
+        # the timeline and every timestamp move together.
+        self._skipped = 0.0
         self._tasks: dict[str, _Task] = {}
         self._by_external: dict[str, str] = {}
         self._requests = {"create": 0, "read": 0, "list": 0, "download": 0}
@@ -622,6 +621,21 @@ class Simulator:
             if external_task_id is None:
                 return len(self._tasks)
             return sum(1 for t in self._tasks.values() if t.external_task_id == external_task_id)
+
+    def advance(self, seconds: float) -> None:
+        """Move this simulator's clock `seconds` forward (its own seconds, as
+        processing_after and finish_after count them, so divided by `speed`) and make every
+        transition due by then before returning: a test moves time instead of sleeping."""
+        with self._wakeup:
+            self._skipped += seconds / self.speed
+            self._fire_due()
+            self._wakeup.notify()
+
+    def _mono(self) -> float:
+        return time.monotonic() + self._skipped
+
+    def _wall_ms(self) -> int:
+        return int((time.time() + self._skipped) * 1000)
 
     def tasks(self) -> list[dict[str, Any]]:
         """Flat task objects, oldest first, each with a ``_sim`` key of simulator-only facts."""
@@ -856,7 +870,7 @@ class Simulator:
         task_id = str(self._id_rng.randrange(7 * 10**17, 9 * 10**17))
         while task_id in self._tasks:
             task_id = str(self._id_rng.randrange(7 * 10**17, 9 * 10**17))
-        now = _now_ms()
+        now = self._wall_ms()
         task = _Task(
             task_id=task_id,
             external_task_id=params["external_task_id"],
@@ -877,7 +891,7 @@ class Simulator:
         if task.external_task_id:
             self._by_external[task.external_task_id] = task_id
         factor = (SLOW_FACTOR if "[slow]" in prompt else 1.0) / self.speed
-        start = time.monotonic()
+        start = self._mono()
         if self.realistic:
             processing, finish = realistic_timing(self._timing_rng, params["duration"])
         else:
@@ -924,7 +938,7 @@ class Simulator:
             variant = (task.duration, task.aspect_ratio)
             delay = self._download_delay / self.speed
             if method == "GET":
-                task.downloads.append(_now_ms())
+                task.downloads.append(self._wall_ms())
         clip = clip_bytes(*variant)
         response = _ranged(clip, headers.get("Range"))
         if method == "GET" and response.body:
@@ -1003,19 +1017,25 @@ class Simulator:
                 if not self._events:
                     self._wakeup.wait()
                     continue
-                due = self._events[0][0]
-                delay = due - time.monotonic()
+                delay = self._events[0][0] - self._mono()
                 if delay > 0:
                     self._wakeup.wait(delay)
                     continue
-                _, _, task_id, status = heapq.heappop(self._events)
-                task = self._tasks[task_id]
-                task.status = status
-                if status == "failed":
-                    task.status_msg = FAIL_MESSAGE
-                # updated_at must move at each transition, even within one millisecond.
-                task.updated_at = max(_now_ms(), task.updated_at + 1)
-                self._push_callback(task)
+                self._fire_due()
+
+    def _fire_due(self) -> None:
+        """Apply every transition that is due (the lock held)."""
+        mono, wall_ms = self._mono(), self._wall_ms()
+        while self._events and self._events[0][0] <= mono:
+            due, _, task_id, status = heapq.heappop(self._events)
+            task = self._tasks[task_id]
+            task.status = status
+            if status == "failed":
+                task.status_msg = FAIL_MESSAGE
+            # Stamped when it was due (a moved clock fires several at once); updated_at must
+            # move at each transition, even within one millisecond.
+            task.updated_at = max(wall_ms - int((mono - due) * 1000), task.updated_at + 1)
+            self._push_callback(task)
 
     def _run_callbacks(self) -> None:
         # Callback targets are local test servers or the dashboard; ignore *_proxy settings.
