@@ -13,7 +13,7 @@ Measures, per run:
   the row being finished (`finished_at`: clip stored and poster made), p50 and p95;
 - upstream calls per generation (the simulator's request counters: create, read, download),
   and, without callbacks, the count the poll schedule predicts;
-- peak memory (RSS) of the cluster: the qcluster process and every descendant (workers and
+- peak memory (PSS, summed) of the cluster: the qcluster process and every descendant (workers and
   the ffmpeg they start), sampled through psutil.
 
 A fleet on PostgreSQL (issue 9): two clusters of 2 workers standing for two machines (their
@@ -106,7 +106,7 @@ class RunResult:
     calls: dict[str, int]
     predicted_calls: float
     schedule_waits: list[float]
-    peak_rss_mb: float
+    peak_pss_mb: float
     wall: float
     unfinished: int
 
@@ -185,11 +185,13 @@ def scheduled_reads(seconds_upstream: float, schedule: tuple[float, ...]) -> tup
             return reads, elapsed - seconds_upstream
 
 
-def rss_mb(pids: list[int]) -> float:
+def pss_mb(pids: list[int]) -> float:
+    """Proportional set size summed over the processes: pages forked workers share count
+    once, split between them (RSS would count them once per process)."""
     total = 0
     for pid in pids:
         with suppress(psutil.Error):
-            total += psutil.Process(pid).memory_info().rss
+            total += psutil.Process(pid).memory_full_info().pss
     return total / 2**20
 
 
@@ -264,7 +266,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
 
             slowest = finish_after * (SLOW_FACTOR if slow_every else 1) + finish_spread
             while time.monotonic() - started < slowest + RUN_GRACE:
-                peak = max(peak, rss_mb(cluster.pids()))
+                peak = max(peak, pss_mb(cluster.pids()))
                 left = Generation.objects.exclude(status__in=TERMINAL).count()
                 if os.environ.get("BENCH_TRACE"):
                     by = dict(
@@ -312,7 +314,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
         calls={k: requests[k] for k in ("create", "read", "list", "download")},
         predicted_calls=predicted,
         schedule_waits=[wait for _, wait in planned],
-        peak_rss_mb=peak,
+        peak_pss_mb=peak,
         wall=wall,
         unfinished=left,
     )
@@ -321,7 +323,7 @@ def run_once(scenario: str, mode: str) -> RunResult:
 def report(results: list[RunResult]) -> bool:
     ok = True
     print(
-        "| scenario | run | p50 | p95 | max | calls/generation (create+read+download) | peak RSS |"
+        "| scenario | run | p50 | p95 | max | calls/generation (create+read+download) | peak PSS |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
@@ -338,7 +340,7 @@ def report(results: list[RunResult]) -> bool:
         print(
             f"| {r.scenario} | {r.mode} | {statistics.median(r.latencies):.2f} s | "
             f"{r.pct(0.95):.2f} s | "
-            f"{max(r.latencies):.2f} s | {calls} | {r.peak_rss_mb:.0f} MB |"
+            f"{max(r.latencies):.2f} s | {calls} | {r.peak_pss_mb:.0f} MB |"
         )
         print(
             f"  ({r.scenario} {r.mode}: {len(r.latencies)} finished, {r.unfinished} left, "
@@ -382,7 +384,7 @@ class FleetResult:
     wall: float
     unfinished: int
     load: tuple[float, float]  # load average (1 min) at the start and the end
-    peak_rss_mb: float
+    peak_pss_mb: float
     killed_downloads: int = 0  # downloads under way in the victim when it died
     left_at_kill: int = 0
     recovery: float | None = None  # kill -> every row finished; None: not within the wait
@@ -491,7 +493,7 @@ def run_fleet(scenario: str, mode: str) -> FleetResult:
                 )
             deadline = started + FLEET_FINISH_AFTER + RUN_GRACE
             while True:
-                peak = max(peak, rss_mb([pid for c in clusters for pid in c.pids()]))
+                peak = max(peak, pss_mb([pid for c in clusters for pid in c.pids()]))
                 left = Generation.objects.exclude(status__in=TERMINAL).count()
                 if left == 0:
                     break
@@ -562,7 +564,7 @@ def run_fleet(scenario: str, mode: str) -> FleetResult:
         wall=wall,
         unfinished=left,
         load=(load_start, os.getloadavg()[0]),
-        peak_rss_mb=peak,
+        peak_pss_mb=peak,
         killed_downloads=len(killed),
         left_at_kill=left_at_kill,
         recovery=recovery,
@@ -601,7 +603,7 @@ def report_fleet(results: list[FleetResult]) -> bool:
             f"  ({r.scenario} {r.mode}: {len(r.stored_waits)} of {r.clips} stored, "
             f"{r.unfinished} left, {r.wall:.0f} s; clips ended within {r.ends_spread:.1f} s "
             f"of each other; upstream {c['create']} creates, {c['read']} reads, "
-            f"{c['download']} downloads; peak RSS of both clusters {r.peak_rss_mb:.0f} MB)"
+            f"{c['download']} downloads; peak PSS of both clusters {r.peak_pss_mb:.0f} MB)"
         )
         if r.scenario == "fleet-kill":
             print(
