@@ -20,9 +20,10 @@ def detail(client, gen: Generation) -> str:
     return response.content.decode()
 
 
-def poll_detail(client, gen: Generation, **params):
-    url = reverse("generation-status", args=[gen.public_id])
-    return client.get(url, {"detail": "1", **params}, headers={"HX-Request": "true"})
+def poll_detail(client, gen: Generation, v: str):
+    """The clip page's one poll (views.live_cards), from a body that shows version `v`."""
+    token = f"{gen.public_id.hex}:{v}:detail"
+    return client.post(reverse("live-cards"), {"live": token}, headers={"HX-Request": "true"})
 
 
 def test_the_polled_body_carries_state_timings_cost_and_actions(alice_client, alice):

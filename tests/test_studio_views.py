@@ -116,7 +116,7 @@ def test_it_builds_camera_control(alice_client):
     }
 
 
-def test_status_partial_polls_until_terminal(alice_client, alice):
+def test_a_card_carries_its_poll_token_until_terminal(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING)
     url = reverse("generation-status", args=[gen.public_id])
     response = alice_client.get(url, headers={"HX-Request": "true"})
@@ -125,7 +125,7 @@ def test_status_partial_polls_until_terminal(alice_client, alice):
     assert f'name="live" id="live-{gen.public_id.hex}"' in response.content.decode()
 
     put(Generation.objects.filter(pk=gen.pk), status=Status.FAILED, error_message="moderation")
-    response = alice_client.get(url, headers={"HX-Request": "true"})
+    response = poll_page(alice_client, [gen])
     assert response.status_code == 286  # htmx stops polling
     body = response.content.decode()
     assert "moderation" in body and 'name="live"' not in body
@@ -321,13 +321,18 @@ def test_queued_cards_show_their_place_in_the_fair_queue(alice_client, alice, bo
     )
 
 
+def poll_page(client, gens, version=None):
+    """The page's one poll (views.live_cards) for these cards, as a page showing each at its
+    version (or at `version`) sends it."""
+    tokens = [f"{g.public_id.hex}:{version or g.card_version}:card" for g in gens]
+    return client.post(reverse("live-cards"), {"live": tokens}, headers={"HX-Request": "true"})
+
+
 def test_a_finished_clip_triggers_a_notice_for_its_owner(alice_client, alice):
     gen = make_generation(alice, status=Status.SUCCEEDED, prompt="a lighthouse in a storm")
-    response = alice_client.get(
-        reverse("generation-status", args=[gen.public_id]), headers={"HX-Request": "true"}
-    )
+    response = poll_page(alice_client, [gen], version="processing.processing.0")
     assert response.status_code == 286
-    event = json.loads(response["HX-Trigger"])["generationFinished"]
+    (event,) = json.loads(response["HX-Trigger"])["generationsFinished"]
     assert event == {
         "id": str(gen.public_id),
         "status": "succeeded",
@@ -340,9 +345,9 @@ def test_a_finished_clip_triggers_a_notice_for_its_owner(alice_client, alice):
 def test_no_notice_while_running_or_for_someone_elses_clip(client, alice, bob):
     client.force_login(bob)
     running = make_generation(bob, status=Status.PROCESSING)
-    assert "HX-Trigger" not in client.get(reverse("generation-status", args=[running.public_id]))
+    assert "HX-Trigger" not in poll_page(client, [running], version="submitted.-.0")
     alices = make_generation(alice, status=Status.SUCCEEDED)
-    response = client.get(reverse("generation-status", args=[alices.public_id]))
+    response = poll_page(client, [alices], version="processing.processing.0")
     assert response.status_code == 286 and "HX-Trigger" not in response
 
 
@@ -419,27 +424,21 @@ def test_status_partial_query_count_is_fixed(alice_client, alice, n, django_asse
 
 def test_an_unchanged_card_answers_204_without_rendering(alice_client, alice):
     gen = make_generation(alice, status=Status.PROCESSING, remote_status="processing")
-    url = reverse("generation-status", args=[gen.public_id])
     page = alice_client.get("/").content.decode()
     # the live card carries its version for the page's poll
     assert f'value="{gen.public_id.hex}:{gen.card_version}:card"' in page
-    assert alice_client.get(url, {"v": gen.card_version}).status_code == 204
-    Generation.objects.filter(pk=gen.pk).update(remote_status="succeed")
-    changed = alice_client.get(url, {"v": gen.card_version})
+    assert poll_page(alice_client, [gen]).status_code == 204
+    shown = gen.card_version
+    Generation.objects.filter(pk=gen.pk).update(remote_status="submitted")
+    changed = poll_page(alice_client, [gen], version=shown)
     assert changed.status_code == 200 and 'name="live"' in changed.content.decode()
 
 
-def test_a_queued_card_always_renders_its_place_in_line(alice_client, alice):
-    gen = make_generation(alice)
-    url = reverse("generation-status", args=[gen.public_id])
-    assert alice_client.get(url, {"v": gen.card_version}).status_code == 200
-
-
-def test_the_fast_poll_path_hides_private_work(client, alice, bob):
+def test_the_card_view_hides_private_work(client, alice, bob):
     gen = make_generation(alice, status=Status.PROCESSING, visibility="private")
     client.force_login(bob)
     url = reverse("generation-status", args=[gen.public_id])
-    assert client.get(url, {"v": gen.card_version}).status_code == 404
+    assert client.get(url).status_code == 404
 
 
 def test_card_links_are_what_reverse_makes(alice, settings):

@@ -344,21 +344,10 @@ def live_cards(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def generation_status(request: HtmxHttpRequest, public_id) -> HttpResponse:
-    """One card as it is now (`detail=1`: the clip page's body); `v`, the version the
-    caller shows, answers 204 while it still holds, and 286 marks a final state. Pages ask
-    about all their live cards at once (`live_cards`); this is the one-card form, for a
-    script or a test, and what a card's own actions answer with."""
-    gen = access.get_clip_or_404(request.user, public_id)
-    # Queued cards always render: their place in line moves without their row changing.
-    if gen.status != Status.QUEUED and request.GET.get("v") == gen.card_version:
-        return HttpResponse(status=204)  # nothing to swap
-    response = _render_live(request, gen)
-    if not gen.is_terminal:
-        return response
-    stop = HttpResponseStopPolling(response.content)
-    if event := _finished_event(request, gen):
-        trigger_client_event(stop, "generationFinished", event)
-    return stop
+    """One card as it is now (`detail=1`: the clip page's body), for a script or a test.
+    Nothing polls it: pages ask about all their live cards at once (`live_cards`), and a
+    card's own actions answer with the card themselves (`_render_live`)."""
+    return _render_live(request, access.get_clip_or_404(request.user, public_id))
 
 
 @require_POST

@@ -248,7 +248,6 @@
     const text = ok ? `Finished: “${prompt}”` : `Failed: “${prompt}”`;
     showToast(`toast toast-${ok ? "ok" : "failed"}`, text, link);
   }
-  document.body.addEventListener("generationFinished", (e) => toast(e.detail));
   // The page's one poll (views.live_cards) reports every clip that ended since the last.
   document.body.addEventListener("generationsFinished", (e) => {
     for (const clip of e.detail.value || e.detail) toast(clip);
