@@ -1,4 +1,5 @@
-"""Load: gunicorn on loopback, 200 members each polling a card every 2 s and 20 submitting.
+"""Load: gunicorn on loopback, 200 members each with a page polling its live card every 2 s
+(the page's one poll, POST /live/) and 20 submitting.
 
 Production mode (DJANGO_DEBUG=0, collected static files, gunicorn.conf.py with its defaults:
 2 workers of 4 threads) on PostgreSQL, as the web machine of docs/deploy.md, without a task
@@ -6,7 +7,7 @@ cluster (the workers live on other machines there). Locust (bench/load_users.py)
 members for a bounded time; a thread here plays the workers' part for the cards, moving one
 in-flight card to its next state every 0.2 s, so some polls find a change and render the card.
 
-Targets (issue 8): no errors; p99 ≤ 100 ms for the status partial and the studio page.
+Targets (issue 8): no errors; p99 ≤ 100 ms for the page poll and the studio page.
 Figures and the conditions they were measured in: docs/benchmarks.md.
 
 Besides p50/p99 and errors per request, it prints what makes them comparable: gunicorn's CPU
@@ -172,23 +173,31 @@ def _sequential_cpu(web_pid: int, sessions: Path, n: int = SEQUENTIAL) -> dict[s
     def cookie(member: dict) -> str:
         return f"sessionid={member['sessionid']}; csrftoken={member['csrftoken']}"
 
-    status = f"/g/{poller['card']}/status/?v="
+    card = poller["card"].replace("-", "")
+
+    def token(version: str) -> str:
+        return f"live={card}%3A{quote(version, safe='')}%3Acard"
+
     kinds = {
-        "status partial, unchanged (204)": (status + quote(poller["version"]), poller),
-        "status partial, changed (200)": (status + "old", poller),
-        "studio page": ("/", submitter),
+        "page poll, unchanged (204)": ("/live/", poller, token(poller["version"])),
+        "page poll, changed (200)": ("/live/", poller, token("old")),
+        "studio page": ("/", submitter, None),
     }
     figures = {}
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     try:
-        for name, (url, member) in kinds.items():
-            headers = {"Cookie": cookie(member), "HX-Request": "true"}
-            if url == "/":
-                del headers["HX-Request"]
+        for name, (url, member, body) in kinds.items():
+            headers = {"Cookie": cookie(member)}
+            if body is not None:  # the page's poll: htmx's headers and the CSRF token
+                headers |= {
+                    "HX-Request": "true",
+                    "X-CSRFToken": member["csrftoken"],
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
             for i in range(n + 20):  # the first 20 warm up (connections, templates)
                 if i == 20:
                     before = _cpu_seconds(web_pid)
-                conn.request("GET", url, headers=headers)
+                conn.request("POST" if body else "GET", url, body=body, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 if response.status not in (200, 204):
@@ -374,7 +383,7 @@ def run() -> bool:
     print("| request | requests | per s | p50 ms | p99 ms | max ms | errors | target |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     measured_for = None
-    for name in ("status partial", "studio page", "submit"):
+    for name in ("page poll", "studio page", "submit"):
         rows = [r for r in records if r[1] == name and r[0] >= started + WARMUP]
         if not rows:
             print(f"| {name} | 0 | | | | | | no requests |")
@@ -385,7 +394,7 @@ def run() -> bool:
         errors = sum(1 for r in rows if r[3])
         p50, p99 = _percentile(times, 0.50), _percentile(times, 0.99)
         target = ""
-        if name in ("status partial", "studio page"):
+        if name in ("page poll", "studio page"):
             met = p99 <= TARGET_P99_MS and errors == 0
             ok &= met
             target = f"p99 ≤ {TARGET_P99_MS:.0f} ms, no errors: {'met' if met else 'MISSED'}"
@@ -394,7 +403,7 @@ def run() -> bool:
             f"| {name} | {len(rows)} | {rate:.1f} | {p50:.1f} | {p99:.1f} | {max(times):.1f} "
             f"| {errors} | {target} |"
         )
-    served = sum(1 for r in records if r[1] in ("status partial", "studio page", "submit"))
+    served = sum(1 for r in records if r[1] in ("page poll", "studio page", "submit"))
     per_request = 1000 * cpu_used / served if served else 0
     print(
         f"gunicorn CPU under load: {cpu_used:.1f} s for {served} requests = "
@@ -410,7 +419,7 @@ def run() -> bool:
         f"locust {locust_cpu:.1f} s, PostgreSQL {pg_cpu:.1f} s, this bench {bench_cpu:.1f} s, "
         f"the rest of the machine {max(0.0, others):.1f} s"
     )
-    starts = [r[0] - r[2] / 1000 for r in records if r[1] == "status partial"]
+    starts = [r[0] - r[2] / 1000 for r in records if r[1] == "page poll"]
     bins = [0] * 20
     for start in starts:
         bins[int(start % 2.0 * 10) % 20] += 1

@@ -19,10 +19,11 @@ SESSIONS = json.loads(open(os.environ["LOAD_SESSIONS"]).read())  # noqa: SIM115,
 _pollers = iter(SESSIONS["pollers"])
 _submitters = iter(SESSIONS["submitters"])
 _records: list[tuple[float, str, float, str]] = []
-PERIOD = 2.0  # seconds between two polls of one card (hx-trigger="every 2s")
+PERIOD = 2.0  # seconds between two polls of one page (hx-trigger="every 2s")
 # KLING_BENCH_LOAD_HERD=1: the pollers in step, as the bench first ran (to compare).
 HERD = os.environ.get("KLING_BENCH_LOAD_HERD") == "1"
-VERSION_RE = re.compile(r'/status/\?v=([^"&]+)"')
+# The version a live card shows, in the token its page sends back (`<id hex>:<version>:card`).
+TOKEN_RE = re.compile(r'name="live" id="live-([0-9a-f]{32})" value="[0-9a-f]{32}:([^":]+):card"')
 
 
 @events.request.add_listener
@@ -44,8 +45,9 @@ def _headers(member: dict, **extra: str) -> dict:
 
 
 class PollingMember(FastHttpUser):
-    """A member with one card in flight on screen: htmx asks for its status every 2 s,
-    sending the version it shows (204 while unchanged).
+    """A member with one card in flight on screen: the page's one poll (POST /live/, with
+    the CSRF token htmx sends) asks every 2 s about it, sending the version it shows (204
+    while unchanged).
 
     htmx's `every 2s` counts from when the member's page loaded, and members load their pages
     at independent moments, so each poller starts at its own point of the 2 s period. Without
@@ -71,15 +73,24 @@ class PollingMember(FastHttpUser):
 
     @task
     def poll(self) -> None:
-        url = f"/g/{self.member['card']}/status/?v={quote(self.version)}"
-        with self.client.get(
-            url,
-            headers=_headers(self.member, **{"HX-Request": "true"}),
-            name="status partial",
+        card = self.member["card"].replace("-", "")
+        headers = _headers(
+            self.member,
+            **{
+                "HX-Request": "true",
+                "X-CSRFToken": self.member["csrftoken"],
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        with self.client.post(
+            "/live/",
+            data=f"live={card}%3A{quote(self.version, safe='')}%3Acard",
+            headers=headers,
+            name="page poll",
             catch_response=True,
         ) as response:
-            if response.status_code == 200 and (found := VERSION_RE.search(response.text)):
-                self.version = found[1]  # the card changed: htmx swaps it, with its new version
+            if response.status_code == 200 and (found := TOKEN_RE.search(response.text)):
+                self.version = found[2]  # the card changed: htmx swaps it, with its new version
             elif response.status_code not in (200, 204, 286):
                 response.failure(f"status {response.status_code}")
 
@@ -126,5 +137,5 @@ class SubmittingMember(FastHttpUser):
         with self.client.post(
             "/", data=body, headers=headers, name="submit", catch_response=True
         ) as response:
-            if response.status_code != 200 or "/status/" not in response.text:
+            if response.status_code != 200 or 'name="live"' not in response.text:
                 response.failure(f"status {response.status_code}: not a new card")

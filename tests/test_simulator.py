@@ -28,6 +28,8 @@ SPEED = 100.0
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """For what the simulator's own threads do over the network (a callback sent, a dropped
+    connection noticed). Its timeline is not waited for: tests move it (wait_status)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
@@ -41,9 +43,11 @@ def make_client(sim: Simulator, key: str | None = "sk-test") -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     # trust_env=False: a proxy set in the environment must not sit between us and localhost.
     # verify=False: plain http, so skip loading the CA bundle (~50 ms per client).
-    return httpx.Client(
+    client = httpx.Client(
         base_url=sim.base_url, headers=headers, trust_env=False, verify=False, timeout=5
     )
+    client.simulator = sim  # wait_status moves its clock
+    return client
 
 
 @pytest.fixture
@@ -76,7 +80,14 @@ def read(http: httpx.Client, identifier: str) -> dict[str, Any]:
 
 
 def wait_status(http: httpx.Client, identifier: str, status: str) -> dict[str, Any]:
-    return wait_for(lambda: (task := read(http, identifier))["task_status"] == status and task)
+    """Read the task until it reaches `status`, moving the simulator's clock a second (of its
+    own time) between reads instead of waiting for it."""
+    for _ in range(600):
+        task = read(http, identifier)
+        if task["task_status"] == status:
+            return task
+        http.simulator.advance(1.0)
+    raise AssertionError(f"{identifier} never reached {status}: {task['task_status']}")
 
 
 def assert_error(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
@@ -603,11 +614,7 @@ def test_finish_spread_varies_when_tasks_end() -> None:
                 json={"prompt": f"clip {i}"},
             )
             assert response.status_code == 200
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            t["task_status"] != "succeed" for t in sim.tasks()
-        ):
-            time.sleep(0.05)
+        sim.advance(5.0)  # past 1 s plus the whole 4 s spread
         durations = {t["updated_at"] - t["created_at"] for t in sim.tasks()}
         assert all(t["task_status"] == "succeed" for t in sim.tasks())
         # 1 s plus up to 4 s, at 50x: 20-100 ms, and not all the same.
@@ -659,3 +666,16 @@ def test_a_download_cut_off_midway_is_not_counted_complete() -> None:
         assert len(task["_sim"]["downloads"]) == 1
         time.sleep(0.3)
         assert sim.tasks()[0]["_sim"]["downloads_completed"] == 0
+
+
+def test_a_moved_clock_runs_the_timeline_at_once_with_its_own_timestamps() -> None:
+    """At real speed a task takes 12 s; moved forward, it is done at once, and its
+    updated_at says when each step was due, as if the time had passed."""
+    with Simulator(seed=2) as sim, make_client(sim) as http:
+        task_id = create(http).json()["data"]["task_id"]
+        sim.advance(3.0)
+        assert read(http, task_id)["task_status"] == "processing"
+        sim.advance(9.0)
+        done = read(http, task_id)
+        assert done["task_status"] == "succeed"
+        assert 11_900 <= done["updated_at"] - done["created_at"] <= 12_500
