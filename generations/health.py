@@ -30,12 +30,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from .lifecycle import heartbeat
-from .models import HOLDS_SLOT, LIVE, ApiKey, Generation, Status
+from .models import IN_FLIGHT, LIVE, ApiKey, Generation, Status
 
 HEARTBEAT_STALE = timedelta(minutes=2)
 QUEUE_STALLED = timedelta(minutes=15)
-# Rows holding a key's slot: while any exists, the dispatcher is working.
-MOVING = HOLDS_SLOT
+# Rows the engine is carrying along (sent, or being sent): while any exists, it is working. A
+# retrying job is not among them: it may wait for a key that never works again.
+MOVING = (Status.SUBMITTING, *IN_FLIGHT)
+# Jobs waiting for the engine to send them.
+WAITING = (Status.QUEUED, Status.RETRYING)
 # The due-work index covers exactly these rows (models.Generation.Meta.indexes); naming
 # them in the filter lets SQLite and PostgreSQL use it instead of scanning finished rows.
 UNFINISHED = LIVE
@@ -76,7 +79,7 @@ def _cluster(now) -> dict:
 def _queue(now) -> dict:
     oldest = (
         Generation.objects.filter(status__in=UNFINISHED)
-        .filter(status=Status.QUEUED)
+        .filter(status__in=WAITING)
         .order_by("created_at")
         .values_list("created_at", flat=True)
         .first()

@@ -85,6 +85,22 @@ def test_an_old_queue_with_nothing_in_flight_and_a_usable_key_is_stalled(client,
     assert body["queue"]["ok"] is False and body["queue"]["oldest_queued_age_seconds"] >= 1200
 
 
+def test_an_old_retrying_job_with_nothing_in_flight_is_stalled_too(client, alice, api_key):
+    """A job whose create may have been sent waits as "retrying": it is waiting all the same,
+    and it doesn't count as the engine carrying something along."""
+    heartbeat.record()
+    make_generation(
+        alice,
+        status=Status.RETRYING,
+        create_sent=True,
+        api_key=api_key,
+        created_at=timezone.now() - timedelta(minutes=20),
+    )
+    status, body = health(client)
+    assert status == 503
+    assert body["queue"]["ok"] is False and body["queue"]["oldest_queued_age_seconds"] >= 1200
+
+
 def test_an_old_queue_without_any_usable_key_is_reported_not_failed(client, alice, api_key):
     """No key can take it: an admin's matter (admin shows the unhealthy key), not an outage."""
     heartbeat.record()
