@@ -1,6 +1,5 @@
 """The lifecycle against the bundled simulator (a real HTTP server), steps called directly."""
 
-
 import pytest
 
 from generations import lifecycle
@@ -349,7 +348,7 @@ def test_a_claimed_row_is_not_claimed_again_until_released(cometapi, alice):
     second = claims.claim_due(to_read, 10)
     assert second == [gen.pk for gen in gens if gen.pk not in first]
     assert claims.claim_due(to_read, 10) == []
-    claims.release(first)
+    claims.release(to_read, first)
     assert sorted(claims.claim_due(to_read, 10)) == sorted(first)
 
 

@@ -209,9 +209,7 @@ def test_a_retrying_card_says_it_is_sent_again_and_asks_before_stopping(alice_cl
     assert gen.status == S.CANCELLED and "may still charge" in gen.error_message
 
 
-def test_a_storing_card_says_the_clip_is_being_saved_and_cannot_be_cancelled(
-    alice_client, alice
-):
+def test_a_storing_card_says_the_clip_is_being_saved_and_cannot_be_cancelled(alice_client, alice):
     import json
 
     from django.urls import reverse

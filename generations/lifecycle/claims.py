@@ -84,13 +84,12 @@ def claim_due(rows: GenerationQuerySet, limit: int) -> list[int]:
     return ids
 
 
-def release(ids: list[int]) -> None:
-    """Give back the claims this process still holds on `ids` (a step that moved a row on
-    has released it with that move already)."""
+def release(rows: GenerationQuerySet, ids: list[int]) -> None:
+    """Give back the claims this process still holds on those of `ids` that are still among
+    `rows` (the step's states): a row the step moved on was released by that move, and may
+    be claimed again already, for its next step, by this same process."""
     if ids:
-        Generation.objects.filter(pk__in=ids, claimed_by=holder()).update(
-            claimed_until=None, claimed_by=""
-        )
+        rows.filter(pk__in=ids, claimed_by=holder()).update(claimed_until=None, claimed_by="")
 
 
 @contextmanager
@@ -156,7 +155,8 @@ class Keeper:
             Generation.objects.filter(pk__in=rows, claimed_by=holder()).update(
                 claimed_until=now() + claim_ttl()
             )
-        if self.serves_cluster and time.monotonic() - self._last_cluster_beat >= heartbeat.BEAT_EVERY:
+        since = time.monotonic() - self._last_cluster_beat
+        if self.serves_cluster and since >= heartbeat.BEAT_EVERY:
             heartbeat.record()
             self._last_cluster_beat = time.monotonic()
 

@@ -203,9 +203,11 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     ids = claim_due(Generation.objects.to_read(), limit)
     if not ids:
         return 0
-    with holding(*ids):
-        _read_claimed(list(Generation.objects.filter(pk__in=ids).order_by("next_attempt_at")))
-    release(ids)
+    try:
+        with holding(*ids):
+            _read_claimed(list(Generation.objects.filter(pk__in=ids).order_by("next_attempt_at")))
+    finally:
+        release(Generation.objects.to_read(), ids)
     return len(ids)
 
 
