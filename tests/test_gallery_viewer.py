@@ -66,10 +66,14 @@ def test_one_navigation_not_two(alice_client):
     assert body.count('href="/gallery/"') == 1 and 'class="tabs"' not in body
 
 
-def test_filters_fold_into_one_control_and_keep_a_button_without_js(alice_client):
+def test_filters_fold_as_drawn_and_keep_a_button_without_js(alice_client):
+    # Drawn folded (CSS shows them on a wide screen): no script folds them after load, which
+    # moved the page on a phone. Open while some are in use.
     body = alice_client.get(reverse("gallery")).content.decode()
-    assert '<details class="filters-fold" open>' in body and "<summary" in body
-    assert "data-auto-apply" in body and "data-apply>Apply</button>" in body
+    assert '<details class="filters-fold">' in body and "<summary" in body
+    assert '<noscript><button class="primary" type="submit">Apply</button></noscript>' in body
+    body = alice_client.get(reverse("gallery"), {"q": "fox"}).content.decode()
+    assert '<details class="filters-fold" open>' in body
 
 
 def test_a_single_download_is_named_from_its_prompt(alice_client, alice):

@@ -1,6 +1,7 @@
 """Several clips at once: the galleries' tick boxes post here with what to do."""
 
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -20,12 +21,14 @@ from .zips import nothing_to_zip, zip_response
 
 # ---------------------------------------------------------------------------------------
 # Several clips at once: the galleries' tick boxes post here with what to do (gallery.js
-# adds shift-click ranges, a bar with the count, and one confirmation for the lot; without
-# JavaScript a confirmation page asks). All or nothing: a selection holding anything the
+# adds shift-click ranges, a bar with the count, and one confirmation before a change to the
+# lot; without JavaScript a confirmation page asks; Compare and the zip change nothing, so
+# neither asks). All or nothing: a selection holding anything the
 # member may not act on changes nothing and says why.
 
 SELECTION_MAX = 200
 BULK_VERBS = {
+    "compare": "compare",
     "zip": "download",
     "delete": "delete",
     "private": "make private",
@@ -66,7 +69,7 @@ def _bulk_refusal(request: HttpRequest, action: str, raw: list[str]) -> str | li
             f"{_clips(missing)} of the selection no longer exist{'s' if missing == 1 else ''} "
             "or can't be seen by you. Nothing was done."
         )
-    if action == "zip":
+    if action in ("zip", "compare"):  # anything the member sees
         return rows
     others = [gen for gen in rows if not access.can_manage(request.user, gen)]
     if others:
@@ -92,6 +95,12 @@ def _bulk(request: HttpRequest, scope: Scope) -> HttpResponse:
     if isinstance(rows, str):
         messages.error(request, rows)
         return redirect(back)
+    if action == "compare":  # Compare's own page says when there are too few or too many
+        found = {str(gen.public_id) for gen in rows}
+        picked = [str(uuid.UUID(v)) for v in request.POST.getlist("ids")]
+        ids = [("g", v) for v in dict.fromkeys(picked) if v in found]
+        query = urlencode([*ids, ("back", back)])
+        return redirect(f"{reverse('compare')}?{query}")
     if action == "zip":
         qs = Generation.objects.filter(pk__in=[gen.pk for gen in rows]).order_by("-created_at")
         if (empty := nothing_to_zip(request, qs, back)) is not None:

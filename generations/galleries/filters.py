@@ -51,7 +51,9 @@ def _choices(label: str, pairs) -> list[tuple[str, str]]:
 class GalleryFilters(forms.Form):
     """The filter bar. Every field is optional; a bad value is reported and ignored."""
 
-    q = forms.CharField(label="Search prompts", required=False, max_length=200)
+    q = forms.CharField(
+        label="Search prompts", required=False, max_length=200, widget=forms.SearchInput
+    )
     state = forms.ChoiceField(
         label="State", required=False, choices=_choices("Any state", Status.choices)
     )

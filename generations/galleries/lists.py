@@ -37,8 +37,10 @@ def _gallery(request: HtmxHttpRequest, scope: Scope) -> HttpResponse:
     template = "generations/gallery.html"
     if request.htmx and cursor:
         template += "#gallery-page"  # the next cards and the next sentinel, nothing else
+    elif request.htmx and request.htmx.target == "gallery-results":
+        template += "#gallery-results"  # the filters applied: the results, the bar kept
     response = render(request, template, context)
-    patch_vary_headers(response, ("HX-Request",))
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 
 

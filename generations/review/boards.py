@@ -146,9 +146,12 @@ def add_to_board(board: Board, gen: Generation, member) -> bool:
 @require_http_methods(["GET", "POST"])
 def clip_boards(request: HtmxHttpRequest, public_id) -> HttpResponse:
     """GET: the member's boards, to add this clip to one (the card's "Add to board" link).
-    POST: add it to `board` (one of the member's), or to a new board named `new_board`."""
+    POST: add it to `board` (one of the member's), or to a new board named `new_board`.
+    Asked by htmx (a gallery's dialog), both answer the picker alone, saying what happened,
+    so the member keeps their place; otherwise a POST returns to `next` with a message."""
     gen = access.get_clip_or_404(request.user, public_id)
     mine = Board.objects.editable_by(request.user).order_by("name", "id")
+    note = None
     if request.method == "POST":
         board = None
         if name := request.POST.get("new_board", "").strip():
@@ -165,21 +168,32 @@ def clip_boards(request: HtmxHttpRequest, public_id) -> HttpResponse:
                         defaults={"owner": request.user, "visibility": Visibility.TEAM},
                     )
             else:
-                messages.error(request, " ".join(form.errors.get("name", ["Bad board name."])))
+                note = (messages.ERROR, " ".join(form.errors.get("name", ["Bad board name."])))
         else:
             try:
                 board = mine.get(public_id=uuid.UUID(request.POST.get("board", "")))
             except (ValueError, Board.DoesNotExist):
-                messages.error(request, "Pick one of your boards (or name a new one).")
+                note = (messages.ERROR, "Pick one of your boards (or name a new one).")
         if board is not None:
             if add_to_board(board, gen, request.user):
-                messages.success(request, f"Added to “{board.name}”.")
+                note = (messages.SUCCESS, f"Added to “{board.name}”.")
             else:
-                messages.info(request, f"It is already on “{board.name}”.")
-        return redirect_next(request, reverse("generation-detail", args=[gen.public_id]))
+                note = (messages.INFO, f"It is already on “{board.name}”.")
+        if not request.htmx:
+            messages.add_message(request, *note)
+            return redirect_next(request, reverse("generation-detail", args=[gen.public_id]))
     on = set(BoardItem.objects.filter(generation=gen).values_list("board_id", flat=True))
-    context = {"generation": gen, "boards": list(mine), "on_boards": on}
-    return render(request, "generations/clip_boards.html", context)
+    context = {
+        "generation": gen,
+        "boards": list(mine),
+        "on_boards": on,
+        "note": note and note[1],
+        "note_is_error": bool(note) and note[0] == messages.ERROR,
+    }
+    template = "generations/clip_boards.html"
+    if request.htmx:
+        template += "#board-picker"
+    return render(request, template, context)
 
 
 def _item(request: HttpRequest, public_id, pk: int) -> tuple[Board, BoardItem]:

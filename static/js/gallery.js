@@ -1,43 +1,32 @@
-// Galleries: a filter form sends only the filters in use, so a shared URL stays readable.
-// Without this file the form sends every field, empty ones included; both work the same.
+// Galleries: the filter bar, "Add to board" in place, the viewer's keys and swipes, and the
+// selection. Without this file every part still works, as plain links and forms.
 "use strict";
 
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  if (!form.matches("form.filters")) return;
-  for (const field of form.elements) {
-    if (field.name && field.value === "" && !field.disabled) {
-      field.disabled = true;
-      field.dataset.emptied = "1";
-    }
+// Filters apply as they change and the search as you type (htmx on the form: gallery.html);
+// a request sends only the filters in use, so the address it puts in the bar stays readable.
+document.addEventListener("htmx:configRequest", (event) => {
+  if (!event.detail.elt.matches?.("form.filters")) return;
+  for (const [name, value] of [...event.detail.formData.entries()]) {
+    if (value === "") event.detail.formData.delete(name);
   }
 });
-
-// Coming back through the history cache: give the emptied fields back.
-window.addEventListener("pageshow", () => {
-  for (const field of document.querySelectorAll("form.filters [data-emptied]")) {
-    field.disabled = false;
-    delete field.dataset.emptied;
-  }
-});
-
-// Filters apply as they change (the Apply button is for browsers without this file); the
-// search box applies when it is left or Enter is pressed, not at every keystroke.
-document.addEventListener("change", (event) => {
-  const form = event.target.form;
-  if (!form?.matches("form.filters[data-auto-apply]") || event.target.type === "search") return;
-  if (event.target.name === "q") return;
-  form.requestSubmit();
-});
-for (const form of document.querySelectorAll("form.filters[data-auto-apply]")) {
-  const apply = form.querySelector("[data-apply]");
-  if (apply) apply.hidden = true;
+// The search box has applied already, as it was typed: leaving it sends nothing again.
+for (const box of document.querySelectorAll('form.filters input[type="search"]')) {
+  box.addEventListener("change", (event) => event.stopPropagation());
 }
 
-// On a phone the filters fold into one "Filters" control, open only while some are in use.
-const fold = document.querySelector("details.filters-fold");
-if (fold && window.matchMedia("(max-width: 700px)").matches && !fold.querySelector(".filter-actions a")) {
-  fold.open = false;
+// "Add to board" in place: htmx loads the picker into the page's dialog, which opens here.
+const boardDialog = document.getElementById("board-dialog");
+if (boardDialog) {
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target?.id === "board-dialog-body" && !boardDialog.open) {
+      boardDialog.showModal();
+    }
+  });
+  // A click on the backdrop closes it, as Escape does.
+  boardDialog.addEventListener("click", (event) => {
+    if (event.target === boardDialog) boardDialog.close();
+  });
 }
 
 // The viewer: arrow keys and swipes step through the list, Escape closes. Each step is a
@@ -86,6 +75,8 @@ if (bulk) {
     const n = ticked().length;
     bulk.hidden = n === 0;
     count.textContent = `${n} selected`;
+    compare.disabled = n < 2 || n > 4;
+    compare.title = compare.disabled ? "Tick two to four clips to compare them" : "";
     for (const box of picks()) box.closest("article")?.classList.toggle("picked", box.checked);
   };
   let last = null;
@@ -108,8 +99,9 @@ if (bulk) {
     last = null;
     update();
   });
+  // Compare takes two to four clips; the zip and Compare change nothing, so neither asks.
+  const compare = bulk.querySelector("[data-compare]");
   const questions = {
-    zip: (n) => `Download ${plural(n)} as one zip?`,
     delete: (n) => `Delete ${plural(n)} and their stored files? This cannot be undone.`,
     private: (n) => `Make ${plural(n)} private? They leave the team gallery.`,
     team: (n) => `Share ${plural(n)} with the team?`,
@@ -117,6 +109,7 @@ if (bulk) {
   bulk.addEventListener("submit", (e) => {
     const action = e.submitter?.value;
     const n = ticked().length;
+    if (n && (action === "zip" || action === "compare")) return;
     if (!n || !questions[action] || !window.confirm(questions[action](n))) {
       e.preventDefault();
       return;

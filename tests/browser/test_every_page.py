@@ -92,12 +92,16 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 AXE_JS = """
 async () => {
   const result = await axe.run(document, {
-    runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
+    runOnly: {
+      type: "tag",
+      values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"],
+    },
     resultTypes: ["violations"],
   });
+  const where = (n) => n.target.join(" ") +
+    (n.failureSummary ? ` [${n.failureSummary.replace(/\\s+/g, " ").slice(0, 160)}]` : "");
   return result.violations.map((v) =>
-    `${v.id} (${v.impact}): ${v.help} at ` +
-    v.nodes.slice(0, 3).map((n) => n.target.join(" ") + (n.failureSummary ? " [" + n.failureSummary.replace(/\\s+/g, " ").slice(0, 160) + "]" : "")).join("; "));
+    `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map(where).join("; ")}`);
 }
 """
 
@@ -256,5 +260,14 @@ def test_every_page_fits_and_reads(new_page, live_server, django_user_model, bob
     page.locator("input.pick").nth(2).click(modifiers=["Shift"])
     expect(page.locator("#bulk-form")).to_contain_text("3 selected")
     check("mine-selected")
+    # A tile's words and actions, as keyboard focus (or hover) shows them over its picture,
+    # and "Add to board" in the gallery's dialog.
+    page.goto(f"{live_server.url}/gallery/")
+    page.locator("#gallery-cards .tile-prompt a").first.focus()
+    expect(page.locator("#gallery-cards .tile-info").first).to_have_css("opacity", "1")
+    check("gallery-tile-focused")
+    page.locator("#gallery-cards [data-board-dialog]").first.click()
+    expect(page.locator("#board-dialog")).to_be_visible()
+    check("gallery-add-to-board")
     assert problems == [], "\n".join(problems)
     assert [e for e in errors if not re.search(r"favicon", e)] == []
