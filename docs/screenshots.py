@@ -78,6 +78,8 @@ def main() -> None:
         page.locator(".gallery-tools").evaluate("el => window.scrollTo(0, el.offsetTop - 16)")
         page.wait_for_timeout(600)
         settle(page)
+        page.locator("#gallery-cards article.tile").nth(1).hover()  # its words and actions
+        page.wait_for_timeout(400)
         page.screenshot(path=OUT / "gallery.png")
         # The viewer, opened from the first tile.
         page.locator("#gallery-cards .tile-open").first.click()
@@ -86,7 +88,7 @@ def main() -> None:
         settle(page)
         page.screenshot(path=OUT / "viewer.png")
         page.goto(f"{base}/gallery/")
-        page.locator("article.gen .prompt a").first.click()
+        page.locator("article.gen .tile-prompt a").first.click()
         settle(page)
         page.screenshot(path=OUT / "detail.png")
         # Several clips ticked in My generations (a shift-click range), with the bar.
