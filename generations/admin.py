@@ -281,9 +281,22 @@ class PriceAdmin(admin.ModelAdmin):
     def get_changelist_form(self, request, **kwargs):
         # Narrow number boxes: a price has at most five digits and three decimals.
         narrow = forms.NumberInput(attrs={"class": "vIntegerField", "step": "any"})
-        return super().get_changelist_form(
+        rows = super().get_changelist_form(
             request, widgets={"usd": narrow, "units": narrow}, **kwargs
         )
+
+        class PriceRowForm(rows):
+            """Admin's list draws its boxes without labels: each names its row instead."""
+
+            def __init__(self, *args, **kw) -> None:
+                super().__init__(*args, **kw)
+                price = self.instance
+                row = f"{caps.choice_label(price.model_name, price.mode)}, {price.duration} s"
+                for name in ("usd", "units", "confirmed"):
+                    field = self.fields[name]
+                    field.widget.attrs["aria-label"] = f"{field.label} of {row}"
+
+        return PriceRowForm
 
     def save_model(self, request, obj, form, change) -> None:
         fields = ["usd", "units", "confirmed"]

@@ -29,6 +29,9 @@ def test_it_has_five_columns_and_narrow_number_boxes(admin_client):
     # The action tick box, then model and mode, length, price, units, confirmed.
     assert head.count("<th") == 6
     assert re.search(r'<input type="number" name="form-0-usd"[^>]*class="vIntegerField"', body)
+    # Admin's list has no labels: each box names its row, for screen readers (axe: "label").
+    assert 'aria-label="Price (USD) of Kling 1.0 · Professional, 10 s"' in body
+    assert 'aria-label="Confirmed of Kling 1.0 · Professional, 10 s"' in body
 
 
 def test_prices_are_still_edited_in_the_list(admin_client):

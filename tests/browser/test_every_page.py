@@ -180,6 +180,7 @@ def _seed(root, bob) -> dict[str, str]:
     make_generation(root, prompt="A heron waits", status=Status.QUEUED)
     fox = clips["16:9"]
     review.add_comment(fox, bob, "Lovely light at @root the start", 1.5)
+    own = review.add_comment(fox, root, "Keep the second half", 2.0)
     review.set_rating(fox, bob, 4)
     review.set_review(fox, bob, "approved", "Ship it")
     board = Board.objects.create(owner=root, name="Picks for the launch")
@@ -194,6 +195,7 @@ def _seed(root, bob) -> dict[str, str]:
         "viewer-gallery": f"/gallery/view/{fox.public_id}/",
         "detail": f"/g/{fox.public_id}/",
         "detail-square": f"/g/{clips['1:1'].public_id}/",
+        "comment-edit": f"/g/{fox.public_id}/comments/{own.pk}/edit/",
         "delete-confirm": f"/g/{fox.public_id}/delete/",
         "boards": "/boards/",
         "board": f"/boards/{board.public_id}/",
@@ -206,6 +208,10 @@ def _seed(root, bob) -> dict[str, str]:
         "admin-generations": "/admin/generations/generation/",
         "admin-generation": f"/admin/generations/generation/{fox.pk}/change/",
         "admin-keys": "/admin/generations/apikey/",
+        "admin-prices": "/admin/generations/price/",
+        "admin-price": f"/admin/generations/price/{Price.objects.first().pk}/change/",
+        "admin-audit": "/admin/generations/auditevent/",
+        "admin-users": "/admin/auth/user/",
     }
 
 
