@@ -1,6 +1,6 @@
 """The pages issue 8's fixes changed, in Chromium, light and dark: each message is shown
 where it belongs and announced (role=alert). With KLING_SCREENSHOTS=<dir> each page is also
-saved there (docs/img/security-*.png were made so)."""
+saved there (docs/img/security-*.png were made so). axe-core checks each of them too."""
 
 import os
 from datetime import timedelta
@@ -11,12 +11,15 @@ from playwright.sync_api import Page, expect
 
 from generations.galleries import zipslots
 from generations.models import Generation, Status
+from tests.browser.test_every_page import axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCHEMES = ["light", "dark"]
 
 
 def shoot(page: Page, name: str, scheme: str) -> None:
+    """Each page these tests reach: axe-core finds nothing on it; and its screenshot, asked."""
+    assert axe_violations(page) == [], name
     if folder := os.environ.get("KLING_SCREENSHOTS"):
         page.screenshot(path=f"{folder}/security-{name}-{scheme}.png", full_page=True)
 
