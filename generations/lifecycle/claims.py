@@ -131,8 +131,10 @@ class Keeper:
             return list(self._rows)
 
     def serve_cluster(self) -> None:
-        """This process runs the engine: from now on its heartbeat says its cluster lives."""
+        """This process runs the engine: from now on its heartbeat says its cluster lives,
+        the first time at once."""
         self.serves_cluster = True
+        self._last_cluster_beat = 0.0
         self._ensure_running()
 
     def _ensure_running(self) -> None:
@@ -140,8 +142,10 @@ class Keeper:
             if self._pid == os.getpid() and self._thread and self._thread.is_alive():
                 return
             if self._pid != os.getpid():
-                # A forked child: what the parent holds is signed with the parent's name.
+                # A forked child: what the parent holds is signed with the parent's name, and
+                # the parent's last beat was not this process's.
                 self._rows = Counter()
+                self._last_cluster_beat = 0.0
             self._pid = os.getpid()
             # A daemon: it only renews, and must never keep a process from exiting.
             self._thread = threading.Thread(target=self._run, name="kling-heartbeat", daemon=True)
