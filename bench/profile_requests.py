@@ -49,12 +49,18 @@ def call(env):
     return int(status[0].split()[0]), body
 
 pollers, submitters = members["pollers"], members["submitters"]
+def poll(member, version):
+    # The page's one poll about the member's live card, as htmx posts it.
+    token = f"{member['card'].replace('-', '')}:{version}:card"
+    env = environ(member, "/live/", method="POST", body=("live=" + quote(token)).encode(),
+        **{"HX-Request": "true", "X-CSRFToken": member["csrftoken"]})
+    env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"  # WSGI's own key, no HTTP_
+    return env
+
 kinds = {
-    "status partial, unchanged": lambda i: environ(pollers[i % len(pollers)],
-        f"/g/{pollers[i % len(pollers)]['card']}/status/",
-        "v=" + quote(pollers[i % len(pollers)]["version"]), **{"HX-Request": "true"}),
-    "status partial, changed": lambda i: environ(pollers[i % len(pollers)],
-        f"/g/{pollers[i % len(pollers)]['card']}/status/", "v=old", **{"HX-Request": "true"}),
+    "page poll, unchanged": lambda i: poll(pollers[i % len(pollers)],
+        pollers[i % len(pollers)]["version"]),
+    "page poll, changed": lambda i: poll(pollers[i % len(pollers)], "old"),
     "studio page": lambda i: environ(submitters[i % len(submitters)], "/"),
 }
 out = {}

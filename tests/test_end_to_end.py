@@ -56,13 +56,24 @@ def test_a_prompt_becomes_a_stored_clip(live_server, alice, api_key):
         )
         assert response.status_code == 302
         gen = Generation.objects.get()
-        status_url = f"/g/{gen.public_id}/status/"
+        card = gen.public_id.hex
+        shown = "none"  # the version the page shows: none yet, so the first poll draws it
 
         seen: list[str] = []
 
         def finished():
-            r = http.get(status_url, headers={"HX-Request": "true"})
+            # The page's one poll, as htmx sends it: each changed card comes back out of band.
+            nonlocal shown
+            r = http.post(
+                "/live/",
+                data={"live": f"{card}:{shown}:card"},
+                headers={"HX-Request": "true", "X-CSRFToken": http.cookies["csrftoken"]},
+            )
+            if r.status_code == 204:  # nothing changed
+                return None
             seen.append(re.search(r'class="badge badge-(\w+)"', r.text)[1])
+            if token := re.search(rf'value="{card}:([^:"]+):card"', r.text):
+                shown = token[1]
             return r if r.status_code == 286 else None
 
         final = wait_for(finished, timeout=60, interval=0.3, message="the card to finish")
