@@ -115,6 +115,7 @@ class Keeper:
         self._pid = 0
         self.serves_cluster = False
         self._last_cluster_beat = 0.0
+        self._beat_soon = False
 
     def hold(self, gen_ids) -> None:
         self._ensure_running()
@@ -135,6 +136,7 @@ class Keeper:
         the first time at once."""
         self.serves_cluster = True
         self._last_cluster_beat = 0.0
+        self._beat_soon = True  # within a second, not at the next renewal of claims
         self._ensure_running()
 
     def _ensure_running(self) -> None:
@@ -170,8 +172,8 @@ class Keeper:
             # Looks every second and beats every third of CLAIM_TTL, read afresh each time
             # (tests change the lifecycle's speed while the process runs).
             every = claim_ttl().total_seconds() / 3
-            if time.monotonic() - last >= every:
-                last = time.monotonic()
+            if self._beat_soon or time.monotonic() - last >= every:
+                last, self._beat_soon = time.monotonic(), False
                 try:
                     self.beat()
                 except Exception:
