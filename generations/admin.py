@@ -13,7 +13,17 @@ from .accounts import AdminLoginForm
 from .crypto import fernet
 from .governance import audit, budgets, costs, keypool
 from .kling import capabilities as caps
-from .models import HOLDS_SLOT, ApiKey, AuditEvent, Generation, MemberLimits, Price, TeamLimits
+from .models import (
+    HOLDS_SLOT,
+    ApiKey,
+    AuditEvent,
+    Entry,
+    Generation,
+    LedgerEntry,
+    MemberLimits,
+    Price,
+    TeamLimits,
+)
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -94,7 +104,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 .values("v")
             )
 
-        this_month = Generation.objects.filter(created_at__gte=month)
+        # From the ledger (models/ledger.py): a key's jobs are the tasks it paid for (their
+        # `sent`), its spend their prices less the refunds of those that failed upstream.
+        this_month = LedgerEntry.objects.filter(booked_at__gte=month)
+
+        def per_key_entries(kind, value):
+            return Subquery(
+                this_month.filter(key=OuterRef("pk"), kind=kind)
+                .order_by()
+                .values("key")
+                .annotate(v=value)
+                .values("v")
+            )
+
         return (
             super()
             .get_queryset(request)
@@ -102,8 +124,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 n_in_flight=Coalesce(
                     per_key(Generation.objects.filter(status__in=HOLDS_SLOT), Count("id")), 0
                 ),
-                n_jobs_month=Coalesce(per_key(this_month, Count("id")), 0),
-                spend_month=per_key(this_month.filter(budgets.CHARGED), Sum("price_usd")),
+                n_jobs_month=Coalesce(per_key_entries(Entry.SENT, Count("id")), 0),
+                spend_month=Coalesce(per_key_entries(Entry.SENT, Sum("price")), Decimal(0))
+                + Coalesce(per_key_entries(Entry.REFUND, Sum("amount")), Decimal(0)),
                 # The stored token, undecrypted: secret_mask decrypts it and survives a
                 # key that can't be (the secret itself stays deferred, see ApiKeyManager).
                 secret_token=ExpressionWrapper(F("secret"), output_field=TextField()),
@@ -324,6 +347,40 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action"]
     search_fields = ["actor", "target"]
     date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """The ledger, read-only: what each member's jobs charged and refunded, kept when the
+    clip, the member or the key is deleted (models/ledger.py). A member's page links here."""
+
+    list_display = [
+        "booked_at",
+        "kind",
+        "member_name",
+        "key_name",
+        "model_name",
+        "mode",
+        "duration",
+        "price",
+        "amount",
+        "jobs",
+        "outcome",
+        "units",
+    ]
+    list_filter = ["kind", "outcome", "model_name"]
+    search_fields = ["member_name", "key_name", "=job"]
+    date_hierarchy = "booked_at"
+    show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False

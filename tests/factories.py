@@ -4,7 +4,7 @@ std, 5 s, 16:9, cfg 0.5), any field overridden by keyword; and one way to drive 
 from django.db.models import QuerySet
 
 from generations import lifecycle
-from generations.models import Generation
+from generations.models import Generation, ledger
 from generations.simulator.server import Simulator
 
 DEFAULTS = {
@@ -18,7 +18,11 @@ DEFAULTS = {
 
 
 def make_generation(owner, **fields) -> Generation:
-    return Generation.objects.create(owner=owner, **(DEFAULTS | fields))
+    """A row in any state, with the ledger entries the product would have written for a job
+    in that state (its charge, its `sent`, its end)."""
+    gen = Generation.objects.create(owner=owner, **(DEFAULTS | fields))
+    ledger.record_history(gen)
+    return gen
 
 
 def store_finished() -> int:

@@ -4,11 +4,12 @@ Limits (each optional, None: no limit): per member, jobs per calendar day and sp
 calendar month; for the team, spend per calendar month (models.MemberLimits, TeamLimits).
 Days and months are calendar ones in settings.TIME_ZONE.
 
-Spend is the Price table's price of each job, snapshotted on the row when the job is
-accepted (`Generation.price_usd`). A job counts from acceptance, so a burst can't overshoot,
-and stops counting (is refunded) when it ends failed (refused at create or failed upstream:
-Kling charges neither) or is cancelled before a create may have reached CometAPI. That is
-read from the row's state (`CHARGED`), so the lifecycle keeps no books of its own.
+Spend is the Price table's price of each job, snapshotted when the job is accepted. A job
+counts from acceptance, so a burst can't overshoot, and stops counting (is refunded) when it
+ends failed (refused at create or failed upstream: Kling charges neither) or is cancelled
+before a create may have reached CometAPI. Both are entries of the ledger
+(models/ledger.py), which every figure of money reads: deleting a clip, a member or a key
+takes nothing off it. `CHARGED` says the same of rows in hand (the table of states).
 
 `admit` is the one check: the create path calls it with all the jobs of one submit (a batch
 of prompts, variations) inside the transaction that inserts them, and it locks the member's
@@ -22,10 +23,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, Subquery, Sum
+from django.db.models import Q, Subquery, Sum
 from django.utils import timezone
 
-from ..models import ALWAYS_CHARGED, CHARGED_IF_SENT, Generation, MemberLimits, TeamLimits
+from ..models import ALWAYS_CHARGED, CHARGED_IF_SENT, LedgerEntry, MemberLimits, TeamLimits
 from . import costs
 from .costs import price_in, usd
 
@@ -105,19 +106,27 @@ def _resets_next_month() -> str:
     return f"It resets on {next_month_start():%-d %B %Y} ({_tz_name()})."
 
 
+SPEND_PLACES = Decimal("0.001")  # as Price.usd: SQLite sums decimals as floats
+
+
+def money(total) -> Decimal:
+    """A sum of the ledger's amounts at their own precision."""
+    return Decimal(total or 0).quantize(SPEND_PLACES)
+
+
 def _member_usage(user, t: datetime) -> tuple[int, Decimal]:
-    """Jobs today and spend this month of one member: one query."""
-    usage = Generation.objects.filter(
-        CHARGED, owner=user, created_at__gte=month_start(t)
-    ).aggregate(jobs=Count("id", filter=Q(created_at__gte=day_start(t))), spend=Sum("price_usd"))
-    return usage["jobs"], usage["spend"] or Decimal(0)
+    """Jobs today and spend this month of one member, from the ledger: one query."""
+    usage = LedgerEntry.objects.filter(member=user, booked_at__gte=month_start(t)).aggregate(
+        jobs=Sum("jobs", filter=Q(booked_at__gte=day_start(t))), spend=Sum("amount")
+    )
+    return usage["jobs"] or 0, money(usage["spend"])
 
 
 def _team_spend(t: datetime) -> Decimal:
-    spend = Generation.objects.filter(CHARGED, created_at__gte=month_start(t)).aggregate(
-        spend=Sum("price_usd")
+    spend = LedgerEntry.objects.filter(booked_at__gte=month_start(t)).aggregate(
+        spend=Sum("amount")
     )["spend"]
-    return spend or Decimal(0)
+    return money(spend)
 
 
 def standing(user) -> Standing:

@@ -5,8 +5,10 @@ Everything comes from one grouped query (`usage_rows`): one row per day × membe
 mode × duration × key, which is exactly the CSV, and which the page sums in Python. So the
 page and the CSV always agree, and the query count doesn't grow with the range.
 
-A job belongs to the day it was accepted (its created_at, in settings.TIME_ZONE); its spend
-counts as budgets.CHARGED says (refunds included), units are what Kling reported charging.
+Everything is read from the ledger (models/ledger.py), so a deleted clip, member or key takes
+nothing off it. A job belongs to the day it was accepted (its entries' booked_at, in
+settings.TIME_ZONE) and to the key that paid for its task (its `sent` entry); its spend is its
+charge less its refund, units are what Kling reported charging.
 """
 
 import io
@@ -17,8 +19,8 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,9 +28,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from .. import csvsafe
-from ..models import Generation, Status
+from ..models import ENDS, Entry, LedgerEntry, Status
 from ..web import day_start, within_range
-from . import budgets, costs
+from . import costs
 
 CSV_COLUMNS = [
     "day",
@@ -102,21 +104,28 @@ def usage_rows(start: date, end: date) -> list[dict]:
 
 
 def _grouped_rows(start: date, end: date) -> list[dict]:
-    jobs = Generation.objects.filter(
-        created_at__gte=day_start(start), created_at__lt=day_start(end + timedelta(days=1))
+    entries = LedgerEntry.objects.filter(
+        booked_at__gte=day_start(start), booked_at__lt=day_start(end + timedelta(days=1))
     )
+    paid_by = LedgerEntry.objects.filter(job=OuterRef("job"), kind=Entry.SENT)
+    ended = Q(kind__in=ENDS)
+    group = ("day", "owner__username", "model_name", "mode", "duration", "api_key__name")
     return list(
-        jobs.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day", "owner__username", "model_name", "mode", "duration", "api_key__name")
+        entries.annotate(
+            day=TruncDate("booked_at", tzinfo=timezone.get_current_timezone()),
+            owner__username=F("member_name"),
+            api_key__name=Coalesce(Subquery(paid_by.values("key_name")[:1]), Value("")),
+        )
+        .values(*group)
         .annotate(
-            jobs=Count("id"),
-            succeeded=Count("id", filter=Q(status=Status.SUCCEEDED)),
-            failed=Count("id", filter=Q(status=Status.FAILED)),
-            cancelled=Count("id", filter=Q(status=Status.CANCELLED)),
-            spend=Sum("price_usd", filter=budgets.CHARGED),
+            jobs=Count("id", filter=Q(kind=Entry.CHARGE)),
+            succeeded=Count("id", filter=ended & Q(outcome=Status.SUCCEEDED)),
+            failed=Count("id", filter=ended & Q(outcome=Status.FAILED)),
+            cancelled=Count("id", filter=ended & Q(outcome=Status.CANCELLED)),
+            spend=Sum("amount"),
             units=Sum("units"),
         )
-        .order_by("day", "owner__username", "model_name", "mode", "duration", "api_key__name")
+        .order_by(*group)
     )
 
 

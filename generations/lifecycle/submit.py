@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from ..governance import budgets, keypool
 from ..kling import CometAPIError, KeyRejected, RateLimited, RemoteTask, RequestRejected
-from ..models import CANCELLABLE, Generation, RemoteStatus, Status
+from ..models import CANCELLABLE, Generation, RemoteStatus, Status, ledger
 from .base import (
     OUTAGE_BACKOFF,
     RATE_LIMIT_BACKOFF,
@@ -49,6 +49,8 @@ def create_generations(owner, jobs: list[dict]) -> list[Generation]:
             Generation.objects.create(owner=owner, price_usd=price, **params)
             for params, price in zip(jobs, prices, strict=True)
         ]
+        # Their charges, in the same transaction: what budgets count from now on.
+        ledger.record_charges([ledger.row_of(gen) for gen in gens])
         # The pump dispatches them within a second (engine.py): no task to enqueue.
         for gen in gens:
             event(gen, "queued", model=gen.model_name, owner=gen.owner_id)

@@ -13,6 +13,7 @@ from .generation import (
 )
 from .governance import AuditEvent, MemberLimits, Price, TeamLimits
 from .keys import USABLE, ApiKey, ApiKeyManager, ApiKeyQuerySet, RetiredSecret, mask_secret
+from .ledger import ENDS, AppendOnly, Entry, LedgerEntry
 from .review import (
     COMMENT_MAX,
     RATING_CHOICES,
@@ -49,7 +50,11 @@ __all__ = [
     "ApiKey",
     "ApiKeyManager",
     "ApiKeyQuerySet",
+    "ENDS",
+    "AppendOnly",
     "AuditEvent",
+    "Entry",
+    "LedgerEntry",
     "Board",
     "BoardItem",
     "BoardQuerySet",

@@ -6,16 +6,18 @@ import zlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..access import ClipQuerySet, Visibility
+from . import ledger
 from .keys import ApiKey
 from .states import (
     CANCELLABLE,
     IN_FLIGHT,
     LIVE,
+    STATES,
     TERMINAL,
     TO_READ,
     TO_STORE,
@@ -88,7 +90,30 @@ class GenerationQuerySet(ClipQuerySet):
         sources = [sources] if isinstance(sources, str) else list(sources)
         check_move(sources, target)
         rows = self.filter(status__in=sources)
-        return models.QuerySet.update(rows, status=target, **fields)
+        if target != Status.SUBMITTED and target not in TERMINAL:
+            return models.QuerySet.update(rows, status=target, **fields)
+        # A move the ledger records (models/ledger.py): the task now exists upstream, or the
+        # job ended. The rows are locked and read, moved, and their entries written in one
+        # transaction, so an entry is written exactly for the rows that moved.
+        with transaction.atomic():
+            moving = list(rows.select_for_update(of=("self",)).values(*ledger.ROW_FIELDS))
+            if not moving:
+                return 0
+            moved = models.QuerySet.update(
+                self.model.objects.filter(pk__in=[r["pk"] for r in moving], status__in=sources),
+                status=target,
+                **fields,
+            )
+            if target == Status.SUBMITTED:
+                ledger.record_sent(moving)
+            else:
+                charged = STATES[target].charged
+                for sent in (True, False):
+                    group = [r for r in moving if r["create_sent"] == sent]
+                    refund = charged is False or (charged is None and not sent)
+                    if group:
+                        ledger.record_ends(group, target, refund, fields.get("units"))
+        return moved
 
     def update(self, **fields) -> int:
         if "status" in fields:

@@ -25,7 +25,7 @@ from django.utils import timezone
 from generations.governance import costs
 from generations.kling import capabilities as caps
 from generations.lifecycle.archive import extract_poster
-from generations.models import Favourite, Generation, Status, Visibility
+from generations.models import Favourite, Generation, LedgerEntry, Status, Visibility, ledger
 
 TEAM = ["ana", "ben", "chloe", "dev", "emi", "farid"]
 SUBJECTS = [
@@ -144,6 +144,10 @@ class Command(BaseCommand):
         now = timezone.now()
         rows = [self._one(rng, members, clips, prices, now) for _ in range(generations)]
         Generation.objects.bulk_create(rows, batch_size=500)
+        # Their money, as the engine would have written it for jobs in their states.
+        LedgerEntry.objects.bulk_create(
+            [entry for row in rows for entry in ledger.history_entries(row)], batch_size=1000
+        )
 
         # A few stars per member on shared, finished clips. bulk_create sets the ids on
         # SQLite and PostgreSQL; on a backend that doesn't, there are simply no stars.
