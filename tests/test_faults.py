@@ -1,7 +1,7 @@
 """Fault tests: the bundled simulator misbehaving, a real qcluster subprocess, and the rule
 that every generation reaches its true end with exactly one paid create upstream.
 
-The simulator runs 20x faster than its default clock and the cluster's leases, backoffs and
+The simulator runs 20x faster than its default clock and the cluster's claims, backoffs and
 poll delays are shrunk alike (KLING_LIFECYCLE_SPEED), so a run takes seconds, not hours.
 Nothing here asserts how fast anything happened: the waits are generous ceilings.
 """

@@ -6,8 +6,8 @@ upstream exactly once, and every finished clip is stored with its poster.
 It runs in the Makefile's PostgreSQL pass (the ORM broker) and again in its Redis pass (the
 Redis broker, on PostgreSQL too); elsewhere it is deselected (the `postgres` marker, see
 conftest.py). The two clusters are two process groups with their own logs and their own
-machine name (KLING_NODE_NAME), so the engine cannot take the shortcut it has for a dead
-process on its own machine: the dead cluster's leases and claims must run out. Nothing here
+machine name (KLING_NODE_NAME), as two machines would: the dead cluster's claims must run
+out before the other takes its rows over. Nothing here
 asserts how fast anything happened: the waits are generous ceilings.
 """
 
