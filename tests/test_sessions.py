@@ -42,9 +42,10 @@ def test_with_redis_a_session_is_read_from_the_cache_and_a_logout_ends_it_there(
     page = reverse("my-generations")
     assert client.get(page).status_code == 200
     gen = make_generation(alice, status=Status.PROCESSING, remote_status="processing")
-    poll = reverse("generation-status", args=[gen.public_id])
+    token = f"{gen.public_id.hex}:{gen.card_version}:card"
     with django_assert_num_queries(2):  # the user and the card: no session query
-        assert client.get(poll, {"v": gen.card_version}).status_code == 204
+        poll = client.post(reverse("live-cards"), {"live": token}, headers={"HX-Request": "true"})
+        assert poll.status_code == 204
     stolen = client.cookies[settings.SESSION_COOKIE_NAME].value
 
     client.post(reverse("logout"))

@@ -211,6 +211,7 @@ def _seed(root, bob) -> dict[str, str]:
         "admin-prices": "/admin/generations/price/",
         "admin-price": f"/admin/generations/price/{Price.objects.first().pk}/change/",
         "admin-audit": "/admin/generations/auditevent/",
+        "admin-ledger": "/admin/generations/ledgerentry/",
         "admin-users": "/admin/auth/user/",
     }
 
