@@ -40,8 +40,9 @@ demo: install
 ## clusters, browsers and the simulator's clock), so two lanes take little longer than one.
 ##   lane 1: unit, end-to-end (simulator + real qcluster) and browser tests on SQLite, then
 ##           the broker-sensitive tests with the Redis broker;
-##   lane 2: the whole suite again on PostgreSQL (the fleet test, two clusters with one
-##           killed, with the ORM broker), then the fleet with the Redis broker.
+##   lane 2: the whole suite again on PostgreSQL but the browser tests, which test pages and
+##           scripts, not the database, and run in lane 1 (the fleet test, two clusters with
+##           one killed, with the ORM broker), then the fleet with the Redis broker.
 ## Lane 1 prints as it goes, lane 2 when it is done. The PostgreSQL and Redis passes run
 ## whenever the servers answer, and always under CI (where a missing server fails the run
 ## instead of skipping). The two Redis passes use databases of their own: they overlap.
@@ -56,7 +57,7 @@ test: install $(AXE)
 	@lane2=$$(mktemp); \
 	( if [ -n "$$CI" ] || $(call up,5432); then \
 	    echo "== PostgreSQL pass"; \
-	    KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest || exit 1; \
+	    KLING_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -m "not browser" || exit 1; \
 	  else echo "PostgreSQL is not running on 127.0.0.1:5432: its pass is skipped (CI runs it)"; fi; \
 	  if [ -n "$$CI" ] || ( $(call up,6379) && $(call up,5432) ); then \
 	    echo "== Redis broker pass on PostgreSQL: the fleet"; \

@@ -377,7 +377,9 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "outcome",
         "units",
     ]
-    list_filter = ["kind", "outcome", "model_name"]
+    # Not by outcome: charges and `sent` have none, and admin would draw that choice as a link
+    # without a name.
+    list_filter = ["kind", "model_name"]
     search_fields = ["member_name", "key_name", "=job"]
     date_hierarchy = "booked_at"
     show_full_result_count = False
