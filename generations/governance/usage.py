@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from .. import csvsafe
-from ..models import ENDS, Entry, LedgerEntry, Status
+from ..models import Entry, LedgerEntry, Status
 from ..web import day_start, within_range
 from . import costs
 
@@ -104,29 +104,81 @@ def usage_rows(start: date, end: date) -> list[dict]:
 
 
 def _grouped_rows(start: date, end: date) -> list[dict]:
+    """The ledger's entries summed by day × member × model × mode × duration × key and kind
+    (one query, no lookup per entry), then put together per key here: a job's charge carries
+    no key (it is accepted before one is chosen), its `sent` names the key that pays and its
+    end the same key, so a key's row takes the jobs and prices of its `sent` entries and its
+    ends, and the row without a key keeps the charges no key has taken."""
     entries = LedgerEntry.objects.filter(
         booked_at__gte=day_start(start), booked_at__lt=day_start(end + timedelta(days=1))
     )
-    paid_by = LedgerEntry.objects.filter(job=OuterRef("job"), kind=Entry.SENT)
-    ended = Q(kind__in=ENDS)
-    group = ("day", "owner__username", "model_name", "mode", "duration", "api_key__name")
-    return list(
-        entries.annotate(
-            day=TruncDate("booked_at", tzinfo=timezone.get_current_timezone()),
-            owner__username=F("member_name"),
-            api_key__name=Coalesce(Subquery(paid_by.values("key_name")[:1]), Value("")),
-        )
-        .values(*group)
+    group = ("day", "member_name", "model_name", "mode", "duration", "key_name")
+    sums = (
+        entries.annotate(day=TruncDate("booked_at", tzinfo=timezone.get_current_timezone()))
+        .values(*group, "kind")
         .annotate(
-            jobs=Count("id", filter=Q(kind=Entry.CHARGE)),
-            succeeded=Count("id", filter=ended & Q(outcome=Status.SUCCEEDED)),
-            failed=Count("id", filter=ended & Q(outcome=Status.FAILED)),
-            cancelled=Count("id", filter=ended & Q(outcome=Status.CANCELLED)),
-            spend=Sum("amount"),
+            n=Count("id"),
+            amount=Sum("amount"),
+            price=Sum("price"),
             units=Sum("units"),
+            succeeded=Count("id", filter=Q(outcome=Status.SUCCEEDED)),
+            failed=Count("id", filter=Q(outcome=Status.FAILED)),
+            cancelled=Count("id", filter=Q(outcome=Status.CANCELLED)),
         )
-        .order_by(*group)
+        .order_by()
     )
+    rows: dict[tuple, dict] = {}
+
+    def row(job: tuple, key: str) -> dict:
+        if (job, key) not in rows:
+            day, member, model, mode, duration = job
+            rows[(job, key)] = {
+                "day": day,
+                "owner__username": member,
+                "model_name": model,
+                "mode": mode,
+                "duration": duration,
+                "api_key__name": key,
+                "jobs": 0,
+                "succeeded": 0,
+                "failed": 0,
+                "cancelled": 0,
+                "spend": Decimal(0),
+                "units": None,
+            }
+        return rows[(job, key)]
+
+    for s in sums:
+        job, key = tuple(s[g] for g in group[:-1]), s["key_name"]
+        if s["kind"] == Entry.CHARGE:
+            unsent = row(job, "")
+            unsent["jobs"] += s["n"]
+            unsent["spend"] += Decimal(s["amount"] or 0)
+        elif s["kind"] == Entry.SENT:  # the key takes these jobs and their prices over
+            price = Decimal(s["price"] or 0)
+            row(job, key)["jobs"] += s["n"]
+            row(job, key)["spend"] += price
+            row(job, "")["jobs"] -= s["n"]
+            row(job, "")["spend"] -= price
+        else:  # an end: a refund's amount, the outcome, Kling's units
+            ended = row(job, key)
+            ended["spend"] += Decimal(s["amount"] or 0)
+            for outcome in ("succeeded", "failed", "cancelled"):
+                ended[outcome] += s[outcome]
+            if s["units"] is not None:
+                ended["units"] = Decimal(ended["units"] or 0) + Decimal(s["units"])
+    kept = [
+        r
+        for r in rows.values()
+        if r["jobs"]
+        or r["spend"]
+        or r["succeeded"]
+        or r["failed"]
+        or r["cancelled"]
+        or r["units"] is not None
+    ]
+    order = ("day", "owner__username", "model_name", "mode", "duration", "api_key__name")
+    return sorted(kept, key=lambda r: tuple(r[k] for k in order))
 
 
 @dataclass
