@@ -19,8 +19,7 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -29,7 +28,7 @@ from django.views.decorators.http import require_GET
 
 from .. import csvsafe
 from ..models import Entry, LedgerEntry, Status
-from ..web import day_start, within_range
+from ..web import within_range
 from . import costs
 
 CSV_COLUMNS = [
@@ -109,12 +108,10 @@ def _grouped_rows(start: date, end: date) -> list[dict]:
     no key (it is accepted before one is chosen), its `sent` names the key that pays and its
     end the same key, so a key's row takes the jobs and prices of its `sent` entries and its
     ends, and the row without a key keeps the charges no key has taken."""
-    entries = LedgerEntry.objects.filter(
-        booked_at__gte=day_start(start), booked_at__lt=day_start(end + timedelta(days=1))
-    )
+    entries = LedgerEntry.objects.filter(booked_on__gte=start, booked_on__lte=end)
     group = ("day", "member_name", "model_name", "mode", "duration", "key_name")
     sums = (
-        entries.annotate(day=TruncDate("booked_at", tzinfo=timezone.get_current_timezone()))
+        entries.annotate(day=F("booked_on"))
         .values(*group, "kind")
         .annotate(
             n=Count("id"),

@@ -14,6 +14,7 @@ import uuid
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
 
 ENDED = {"succeeded", "failed", "cancelled"}
 
@@ -50,6 +51,7 @@ def fill_the_ledger(apps, schema_editor):
             "duration": r["duration"],
             "price": r["price_usd"],
             "booked_at": r["created_at"],
+            "booked_on": timezone.localdate(r["created_at"]),
         }
         price = r["price_usd"] or 0
         key = {"key_id": r["api_key_id"], "key_name": r["api_key__name"] or ""}
@@ -131,6 +133,7 @@ class Migration(migrations.Migration):
                     models.DecimalField(blank=True, decimal_places=2, max_digits=8, null=True),
                 ),
                 ("booked_at", models.DateTimeField()),
+                ("booked_on", models.DateField()),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 (
                     "generation",
@@ -168,7 +171,8 @@ class Migration(migrations.Migration):
                 "ordering": ["booked_at", "id"],
                 "indexes": [
                     models.Index(fields=["member", "booked_at"], name="ledger_member_month"),
-                    models.Index(fields=["booked_at"], name="ledger_by_day"),
+                    models.Index(fields=["booked_at"], name="ledger_by_time"),
+                    models.Index(fields=["booked_on"], name="ledger_by_day"),
                     models.Index(fields=["key", "kind", "booked_at"], name="ledger_key_month"),
                     models.Index(fields=["job", "kind"], name="ledger_job"),
                 ],
