@@ -194,6 +194,10 @@ class Command(BaseCommand):
             status=status,
             created_at=created,
         )
+        # Its price as accepted, as the studio snapshots it: the usage page and the ledger
+        # have money to show.
+        price = costs.price_in(prices, model_name, mode, duration)
+        gen.price_usd = price.usd if price else None
         if status == Status.CANCELLED:
             gen.finished_at = created + timedelta(seconds=rng.randint(5, 90))
             gen.error_message = "Cancelled before it was sent; nothing was charged."
@@ -210,6 +214,5 @@ class Command(BaseCommand):
         gen.remote_status = "succeed"
         gen.video, gen.poster = rng.choice(clips[aspect])
         gen.video_duration = float(duration)
-        price = costs.price_in(prices, model_name, mode, duration)
         gen.units = price.units if price else None
         return gen
