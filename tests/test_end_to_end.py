@@ -1,8 +1,8 @@
 """End to end: the simulator, a real qcluster subprocess and a live server.
 
 A member logs in and submits through the form over HTTP; the cluster submits to the
-simulator, which pushes callbacks to the live server; the card's status partial reaches
-finished (286) and the clip is stored locally and served with Range support.
+simulator, which pushes callbacks to the live server; the page's one poll sees the card
+reach finished (286) and the clip is stored locally and served with Range support.
 """
 
 import re

@@ -130,7 +130,7 @@ def _team_spend(t: datetime) -> Decimal:
 
 
 def standing(user) -> Standing:
-    """For the studio (never the status partial): two queries (limits, usage), three with a
+    """For the studio (never the page's poll): two queries (limits, usage), three with a
     team limit."""
     t = timezone.now()
     limits = (

@@ -1,5 +1,6 @@
-"""The studio page: the prompt form and its submit (a batch, variations, remix, retry), a live
-card's status partial, cancel and visibility, the price list, and the callback CometAPI pushes."""
+"""The studio page: the prompt form and its submit (a batch, variations, remix, retry), the
+page's one poll about its live cards, one card's fragment, cancel and visibility, the price
+list, and the callback CometAPI pushes."""
 
 import logging
 import re
