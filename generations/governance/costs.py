@@ -8,7 +8,7 @@ cancelled before it was sent cost nothing; a job whose tracking was stopped is s
 from decimal import Decimal
 
 from ..kling import capabilities as caps
-from ..models import STATES, Generation, Price, Status
+from ..models import Generation, Price, Status, is_charged
 
 CENT = Decimal("0.01")
 
@@ -44,8 +44,7 @@ def price_for(gen: Generation) -> Price | None:
 
 def not_charged(gen: Generation) -> bool:
     """The same rule as budgets.CHARGED (the table of states), for one row already in hand."""
-    charged = STATES[gen.status].charged
-    return not (gen.create_sent if charged is None else charged)
+    return not is_charged(gen.status, gen.create_sent)
 
 
 def cost_label(gen: Generation, price: Decimal | None) -> str:

@@ -44,6 +44,7 @@ from .states import (
     IllegalTransition,
     RemoteStatus,
     Status,
+    is_charged,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "TO_STORE",
     "TO_SUBMIT",
     "TRANSITIONS",
+    "is_charged",
     "InboxPreference",
     "MemberLimits",
     "Notification",

@@ -17,7 +17,6 @@ from .states import (
     CANCELLABLE,
     IN_FLIGHT,
     LIVE,
-    STATES,
     TERMINAL,
     TO_READ,
     TO_STORE,
@@ -25,6 +24,7 @@ from .states import (
     RemoteStatus,
     Status,
     check_move,
+    is_charged,
 )
 
 
@@ -107,10 +107,8 @@ class GenerationQuerySet(ClipQuerySet):
             if target == Status.SUBMITTED:
                 ledger.record_sent(moving)
             else:
-                charged = STATES[target].charged
-                for sent in (True, False):
-                    group = [r for r in moving if r["create_sent"] == sent]
-                    refund = charged is False or (charged is None and not sent)
+                for refund in (True, False):
+                    group = [r for r in moving if is_charged(target, r["create_sent"]) != refund]
                     if group:
                         ledger.record_ends(group, target, refund, fields.get("units"))
         return moved

@@ -239,7 +239,7 @@ def history_entries(gen) -> list[LedgerEntry]:
     engine (the demo's seeded clips, a test's starting point), as migration 0017 wrote them
     for the jobs before the ledger: its charge; its `sent` if it is bound to a key; its end
     if it has ended (a refund when its state is not charged), naming that key."""
-    from .states import STATES, TERMINAL  # the table of states imports nothing of ours
+    from .states import TERMINAL, is_charged  # the table of states imports nothing of ours
 
     row = row_of(gen)
     price = row["price_usd"] or 0
@@ -248,8 +248,7 @@ def history_entries(gen) -> list[LedgerEntry]:
     if key:
         entries.append(_entry(Entry.SENT, row, **key))
     if gen.status in TERMINAL:
-        charged = STATES[gen.status].charged
-        refund = charged is False or (charged is None and not gen.create_sent)
+        refund = not is_charged(gen.status, gen.create_sent)
         end = {"amount": -price, "jobs": -1} if refund else {}
         kind = Entry.REFUND if refund else Entry.RESULT
         entries.append(_entry(kind, row, outcome=gen.status, units=gen.units, **key, **end))

@@ -120,6 +120,14 @@ class IllegalTransition(Exception):
     """Code asked for a move TRANSITIONS doesn't hold: a bug, never a member's doing."""
 
 
+def is_charged(status: str, create_sent: bool) -> bool:
+    """Whether a job in `status` counts against budgets (the table's `charged`; a cancelled
+    job only if its create may have reached CometAPI). budgets.CHARGED is the same rule as a
+    query."""
+    charged = STATES[status].charged
+    return create_sent if charged is None else charged
+
+
 def check_move(sources, target: str) -> None:
     """Raise IllegalTransition unless every status in `sources` may move to `target`."""
     bad = [s for s in sources if s != target and target not in TRANSITIONS.get(s, ())]
