@@ -343,13 +343,17 @@ def test_a_claimed_row_is_not_claimed_again_until_released(cometapi, alice):
         lifecycle.submit(gen.pk)
     Generation.objects.update(next_attempt_at=lifecycle.now())
     to_read = Generation.objects.to_read()
-    first = claims.claim_due(to_read, 2)
+
+    def claim(limit: int) -> list[int]:
+        return [gen.pk for gen in claims.claim_due(to_read, limit)]
+
+    first = claim(2)
     assert len(first) == 2
-    second = claims.claim_due(to_read, 10)
+    second = claim(10)
     assert second == [gen.pk for gen in gens if gen.pk not in first]
-    assert claims.claim_due(to_read, 10) == []
+    assert claim(10) == []
     claims.release(to_read, first)
-    assert sorted(claims.claim_due(to_read, 10)) == sorted(first)
+    assert sorted(claim(10)) == sorted(first)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -383,7 +387,7 @@ def test_engines_claiming_at_once_share_the_rows_without_overlap(alice, api_key)
             start.wait(timeout=10)
             mine: list[int] = []
             while batch := claims.claim_due(Generation.objects.to_read(), 7):
-                mine += batch
+                mine += [gen.pk for gen in batch]
             taken.append(mine)
         finally:
             connection.close()

@@ -64,24 +64,23 @@ def claim_fields(t: datetime) -> dict:
     return {"claimed_until": t + claim_ttl(), "claimed_by": holder()}
 
 
-def claim_due(rows: GenerationQuerySet, limit: int) -> list[int]:
+def claim_due(rows: GenerationQuerySet, limit: int) -> list[Generation]:
     """Claim up to `limit` of `rows` that are due and unclaimed, oldest due first; returns
-    the ids this process now holds. Engines on every machine call it at once: rows another
-    engine is claiming are skipped (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE
-    transactions let one writer in at a time), so no two take the same row."""
+    the rows this process now holds, as read when claimed (the caller needs no second
+    query). Engines on every machine call it at once: rows another engine is claiming are
+    skipped (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's IMMEDIATE transactions let one
+    writer in at a time), so no two take the same row."""
     t = now()
     candidates = rows.unclaimed(t).due(t)
     if not candidates.exists():  # the common idle case, without taking a write lock
         return []
     with transaction.atomic():
-        ids = list(
-            candidates.select_for_update(skip_locked=True)
-            .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:limit]
+        claimed = list(
+            candidates.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")[:limit]
         )
-        if ids:
-            Generation.objects.filter(pk__in=ids).update(**claim_fields(t))
-    return ids
+        if claimed:
+            Generation.objects.filter(pk__in=[gen.pk for gen in claimed]).update(**claim_fields(t))
+    return claimed
 
 
 def release(rows: GenerationQuerySet, ids: list[int]) -> None:

@@ -200,12 +200,13 @@ def poll_due(limit: int = POLL_BATCH) -> int:
     engines reading at once never read one task twice. Reads run concurrently (bounded),
     database writes stay on this thread. Clips found finished are stored by the engines'
     store loops."""
-    ids = claim_due(Generation.objects.to_read(), limit)
-    if not ids:
+    due = claim_due(Generation.objects.to_read(), limit)
+    if not due:
         return 0
+    ids = [gen.pk for gen in due]
     try:
         with holding(*ids):
-            _read_claimed(list(Generation.objects.filter(pk__in=ids).order_by("next_attempt_at")))
+            _read_claimed(due)
     finally:
         release(Generation.objects.to_read(), ids)
     return len(ids)
