@@ -95,11 +95,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         """The list's figures as correlated subqueries: one query whatever the number of keys."""
         month = budgets.month_start()
 
-        def per_key(rows, value):
+        def per_key(rows, value, key="api_key"):
             return Subquery(
-                rows.filter(api_key=OuterRef("pk"))
+                rows.filter(**{key: OuterRef("pk")})
                 .order_by()
-                .values("api_key")
+                .values(key)
                 .annotate(v=value)
                 .values("v")
             )
@@ -109,13 +109,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         this_month = LedgerEntry.objects.filter(booked_at__gte=month)
 
         def per_key_entries(kind, value):
-            return Subquery(
-                this_month.filter(key=OuterRef("pk"), kind=kind)
-                .order_by()
-                .values("key")
-                .annotate(v=value)
-                .values("v")
-            )
+            return per_key(this_month.filter(kind=kind), value, key="key")
 
         return (
             super()

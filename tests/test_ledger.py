@@ -23,18 +23,11 @@ from generations.models import (
     Price,
     Status,
 )
-from tests.factories import drive, make_generation
+from tests.factories import DEFAULTS, drive, make_generation
 
 pytestmark = pytest.mark.django_db
 
-V1_STD_5 = {
-    "prompt": "a fox",
-    "model_name": "kling-v1",
-    "mode": "std",
-    "duration": "5",
-    "aspect_ratio": "16:9",
-    "cfg_scale": 0.5,
-}
+V1_STD_5 = DEFAULTS | {"prompt": "a fox"}  # the studio form's defaults
 
 
 def kinds(gen: Generation) -> list[tuple[str, Decimal, int]]:
